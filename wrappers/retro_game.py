@@ -1,0 +1,181 @@
+"""The innermost wrapper: a stable-retro game stepped a frame-skip window at a time.
+
+Frame skip lives at the bottom of the stack because only here can it skip the work it throws away:
+on the intermediate frames of a window, the emulator needs neither a screen copy nor a RAM snapshot
+(``GameData.update_ram`` alone costs ~60% of a raw frame on SMB), since the profile reads the RAM at the
+end of the window and the observation is the max of the last two screens.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import gymnasium as gym
+import numpy as np
+import stable_retro
+import stable_retro.data as rdata
+
+from wrappers import roms
+
+
+class RetroGame(gym.Wrapper):
+    """Frame skip (with max-pool and sticky actions), a start-state pool and no-op starts on a RetroEnv.
+
+    Actions are button masks (``MultiBinary``); put :class:`wrappers.action.Discretizer` on top for a named
+    action set. The reward and ``terminated`` are those of the integration's scenario.json over the window
+    when ``scenario`` is true (this costs one RAM snapshot per window); otherwise they are 0 and False and a
+    :class:`wrappers.stateful_reward.ProfileReward` above decides.
+
+    Args:
+        env: a ``stable_retro.RetroEnv`` made with ``render_mode=None`` (or an explicit render mode).
+        frame_skip: emulator frames per agent step; the action is held for all of them.
+        max_pool: observe the pixel-wise max of the window's last two frames (removes sprite flicker).
+        sticky_prob: probability that the previous action is held for the first frame of a window
+            (stable-retro's ``StochasticFrameSkip`` semantics).
+        states: start-state pool; each reset draws one uniformly (``options={"state": name}`` picks one).
+        noop_max: at reset, run a random 0..noop_max frames with no button pressed.
+        scenario: compute the scenario's reward and done flag (see above).
+        fast: skip screen and RAM copies on intermediate frames. ``False`` runs ``RetroEnv.step`` on every
+            frame instead; both give identical observations, rewards and done flags.
+
+    Example:
+        >>> env = RetroGame(stable_retro.make("Airstriker-Genesis-v0", render_mode=None), frame_skip=4)
+    """
+
+    def __init__(self, env: stable_retro.RetroEnv, frame_skip: int = 4, max_pool: bool = True,
+                 sticky_prob: float = 0.0, states: list[str] | None = None, noop_max: int = 0,
+                 scenario: bool = False, fast: bool = True):
+        if not isinstance(env.unwrapped, stable_retro.RetroEnv):
+            raise TypeError(f"RetroGame requires a stable_retro.RetroEnv, got {type(env.unwrapped).__name__}")
+        if frame_skip < 1:
+            raise ValueError(f"frame_skip must be >= 1, got {frame_skip}")
+        if not 0.0 <= sticky_prob < 1.0:
+            raise ValueError(f"sticky_prob must be in [0, 1), got {sticky_prob}")
+        super().__init__(env)
+        self.retro: stable_retro.RetroEnv = env.unwrapped
+        self.frame_skip = frame_skip
+        self.max_pool = max_pool and frame_skip > 1
+        self.sticky_prob = sticky_prob
+        self.noop_max = noop_max
+        self.scenario = scenario
+        self.fast = fast
+        self.n_buttons = self.retro.num_buttons
+        self.action_space = gym.spaces.MultiBinary(self.n_buttons)
+        self._states: dict[str, bytes] = {}
+        for name in states or []:
+            self._states[name] = _read_state(self.retro.gamename, name)
+        self.state_name = next(iter(self._states), self.retro.statename)
+        self._prev_mask = np.zeros(self.n_buttons, np.uint8)
+        self._zero = np.zeros(self.n_buttons, np.uint8)
+        self._mask_cache: dict[bytes, np.ndarray] = {}
+        self.rng = np.random.default_rng()
+        x, y, w, h = self.retro.data.crop_info(0)
+        # Most games have neither crop nor rotation: then the raw screen is the observation, one call less.
+        self._screen = (self.retro.em.get_screen if not (x or y or w or h) and self.retro._rotation_steps() == 0
+                        else lambda: self.retro.get_screen(apply_rotation=True))
+
+    # ------------------------------------------------------------------ reset
+
+    def reset(self, *, seed=None, options=None):
+        """Reset to a start state (drawn from the pool) and run the no-op start frames."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        if self._states:
+            wanted = (options or {}).get("state")
+            if wanted is not None and wanted not in self._states:
+                raise ValueError(f"state '{wanted}' is not in this env's pool {list(self._states)}")
+            names = list(self._states)
+            self.state_name = wanted or names[int(self.rng.integers(len(names)))]
+            self.retro.initial_state = self._states[self.state_name]
+            self.retro.statename = self.state_name + ".state"
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._prev_mask = self._zero
+        noops = int(self.rng.integers(self.noop_max + 1)) if self.noop_max else 0
+        if noops:
+            em = self.retro.em
+            em.set_button_mask(self._zero, 0)
+            for _ in range(noops):
+                self._movie_frame(self._zero)
+                em.step()
+            obs = self.retro._update_obs()
+            if self.scenario:
+                self.retro.data.update_ram()
+                self.retro.data.current_reward()
+        info = {"state": self.state_name}
+        return obs, info
+
+    # ------------------------------------------------------------------ step
+
+    def _mask(self, action) -> np.ndarray:
+        """Button mask after the integration's action filter, cached per distinct action."""
+        key = np.asarray(action, np.uint8).tobytes()
+        mask = self._mask_cache.get(key)
+        if mask is None:
+            mask = self.retro.action_to_array(np.frombuffer(key, np.uint8))[0]
+            self._mask_cache[key] = mask
+        return mask
+
+    def _movie_frame(self, mask: np.ndarray) -> None:
+        movie = self.retro.movie
+        if movie:
+            for i in range(self.n_buttons):
+                movie.set_key(i, bool(mask[i]), 0)
+            movie.step()
+
+    def step(self, action):
+        """Hold ``action`` for ``frame_skip`` frames; observation, reward and done at the window's end."""
+        mask = self._mask(action)
+        first = mask
+        if self.sticky_prob and self.rng.random() < self.sticky_prob:
+            first = self._prev_mask
+        self._prev_mask = mask
+        if self.fast:
+            obs, reward, terminated = self._step_fast(first, mask)
+        else:
+            obs, reward, terminated = self._step_plain(first, mask)
+        return obs, reward, terminated, False, {}
+
+    def _step_fast(self, first: np.ndarray, mask: np.ndarray):
+        retro, em, n = self.retro, self.retro.em, self.frame_skip
+        recording = retro.movie is not None
+        em.set_button_mask(first, 0)
+        prev_screen = None
+        for i in range(n):
+            if i == 1 and first is not mask:
+                em.set_button_mask(mask, 0)
+            if recording:
+                self._movie_frame(first if i == 0 else mask)
+            em.step()
+            if self.max_pool and i == n - 2:
+                prev_screen = self._screen()
+        screen = self._screen()
+        obs = np.maximum(prev_screen, screen) if prev_screen is not None else screen
+        retro.img = screen
+        reward, terminated = 0.0, False
+        if self.scenario:
+            retro.data.update_ram()
+            reward = float(retro.data.current_reward())
+            terminated = bool(retro.data.is_done())
+        return obs, reward, terminated
+
+    def _step_plain(self, first: np.ndarray, mask: np.ndarray):
+        """The reference path: ``RetroEnv.step`` on every frame, all its work kept."""
+        total, done, frames = 0.0, False, []
+        for i in range(self.frame_skip):
+            ob, r, done, _trunc, _info = self.env.step(first if i == 0 else mask)
+            total += r
+            frames.append(ob)
+        obs = np.maximum(frames[-2], frames[-1]) if self.max_pool else frames[-1]
+        if not self.scenario:
+            return obs, 0.0, False
+        return obs, total, bool(done)
+
+
+def _read_state(game: str, name: str) -> bytes:
+    path = rdata.get_file_path(game, name + ".state", roms.INTTYPE)
+    if path is None:
+        available = rdata.list_states(game, roms.INTTYPE)
+        raise roms.RomError(f"Unknown state '{name}' for {roms._short(game)}. Its states are: "
+                            f"{', '.join(available) or 'none'}.")
+    with gzip.open(path, "rb") as f:
+        return f.read()

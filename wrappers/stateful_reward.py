@@ -1,0 +1,75 @@
+"""Reward wrappers: the game profile's shaped reward, and scale/clip for learners."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from wrappers.profile import GameTracker, Profile
+
+
+class ProfileReward(gym.Wrapper):
+    """Replace reward and ``terminated`` with the game profile's, computed from RAM at each agent step.
+
+    Adds to ``info`` on every step: ``progress`` (best progress since the episode start, in the profile's
+    units), ``success``, ``terms`` (this step's reward per term) and, when the episode ends, ``reason``
+    (the done rule that fired, or ``success``). The inner reward and ``terminated`` (the scenario's, when
+    :class:`RetroGame` computes them) feed ``scenario`` terms and rules.
+
+    Args:
+        env: a stack with :class:`RetroGame` at the bottom.
+        profile: the validated game profile.
+    """
+
+    def __init__(self, env: gym.Env, profile: Profile):
+        super().__init__(env)
+        self.profile = profile
+        data = env.unwrapped.data
+        for name, var in profile.variables.items():
+            spec = {"address": var.address, "type": var.type}
+            if var.mask is not None:
+                spec["mask"] = var.mask
+            data.set_variable(name, spec)
+        self._inner_reward = 0.0
+        self._inner_done = False
+        self.tracker = GameTracker(profile, data.lookup_value,
+                                   scenario_reward=lambda: self._inner_reward,
+                                   scenario_done=lambda: self._inner_done)
+        self.success = False
+
+    def reset(self, **kwargs):
+        """Reset and start tracking progress from the new start state."""
+        obs, info = self.env.reset(**kwargs)
+        v = self.tracker.reset()
+        self.success = False
+        info.update(progress=0.0, success=False, target=self.tracker.target(v))
+        return obs, info
+
+    def step(self, action):
+        """Step and evaluate the profile on the RAM at the end of the window."""
+        obs, self._inner_reward, self._inner_done, truncated, info = self.env.step(action)
+        res = self.tracker.step()
+        self.success = self.success or res.success
+        info.update(progress=res.progress, success=self.success, terms=res.terms)
+        if res.terminated:
+            info["reason"] = res.reason
+        return obs, res.reward, res.terminated, truncated, info
+
+
+class RewardScaleClip(gym.RewardWrapper):
+    """Multiply the reward by ``scale``, then clip it to ``[-clip, clip]`` (``clip=None``: no clip).
+
+    ``clip=1`` with ``scale=1`` is the Atari sign-like clip of DQN/PPO papers for small integer rewards.
+    """
+
+    def __init__(self, env: gym.Env, scale: float = 1.0, clip: float | None = None):
+        if clip is not None and clip <= 0:
+            raise ValueError(f"RewardScaleClip clip must be > 0, got {clip}")
+        super().__init__(env)
+        self.scale = scale
+        self.clip = clip
+
+    def reward(self, reward):
+        """Scale then clip."""
+        r = reward * self.scale
+        return float(np.clip(r, -self.clip, self.clip)) if self.clip is not None else float(r)
