@@ -193,7 +193,7 @@ class RetroVecEnv(VecEnv):
         self._layout = (n, obs_space.shape, obs_space.dtype.str, act_shape, np.dtype(act_dtype).str)
         self._shm = shared_memory.SharedMemory(create=True, size=_plan(*self._layout)[1])
         self._slots = _Slots(self._shm.buf, *self._layout)
-        super().__init__(n, obs_space, act_space)
+        self.num_envs = n  # VecEnv.__init__ (below, once workers run) asks them for render_mode
 
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
@@ -216,7 +216,7 @@ class RetroVecEnv(VecEnv):
             if tag == "error":
                 self.close()
                 raise RuntimeError(f"env {i} failed to start in its worker process:\n{payload}")
-        self._local_reset_info: dict = {}
+        super().__init__(n, obs_space, act_space)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -1,0 +1,37 @@
+# retrodojo: `make demo` (the main job) and `make test` (the suite) each create .venv and install on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.retrodojo-installed
+
+.PHONY: install demo test bench lint tensorboard clean
+
+# torch first, pinned: the CPU build on this machine; an unpinned torch pulls gigabytes of CUDA packages.
+# gym-super-mario-bros only for the SMB ROM file it ships: --no-deps keeps nes-py and gym out.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps gym-super-mario-bros==7.4.0
+	@touch $(STAMP)
+
+install: $(STAMP)
+	@$(VENV)/bin/retrodojo roms bundled
+
+demo: install
+	$(VENV)/bin/retrodojo play SuperMarioBros-Nes --state Level1-1 --profile smb --actions right_only --frames 4000
+
+test: install
+	$(VENV)/bin/pytest -q
+
+bench: install
+	$(PY) benchmarks/env_throughput.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+tensorboard: install
+	$(VENV)/bin/tensorboard --logdir runs
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,199 @@
+"""The full stack on real games: SMB with its profile, Airstriker, Pong, Boxing; fast vs plain path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import smb_spec
+
+from wrappers.factory import EnvSpec, make_env
+
+RIGHT_B = 3  # right_only: NOOP, RIGHT, RIGHT+A, RIGHT+B, RIGHT+A+B
+
+
+def test_smb_driving_right_passes_256_and_reward_is_x_progress(smb_run):
+    with make_env(smb_spec(frame_stack=1, stuck_frames=None)) as env:
+        env.reset()
+        data = env.unwrapped.data
+        total, xs = 0.0, []
+        for a in smb_run[:150]:
+            _, r, term, trunc, info = env.step(a)
+            total += r
+            xs.append(256 * data.lookup_value("xscrollHi") + data.lookup_value("xscrollLo"))
+            assert not (term or trunc)
+        assert data.lookup_value("xscrollHi") > 0 and xs[-1] > 256
+        assert total == xs[-1] == info["progress"]  # x starts at 0 in Level1-1
+        assert all(b >= a for a, b in zip(xs, xs[1:]))
+
+
+def test_smb_standing_still_ends_by_no_progress_at_the_frame():
+    with make_env(smb_spec(stuck_frames=200, frame_stack=1)) as env:
+        env.reset()
+        steps = 0
+        for steps in range(1, 100):  # noqa: B007 - the count is checked after the loop
+            _, _, term, trunc, info = env.step(0)  # NOOP
+            if term or trunc:
+                break
+        assert trunc and not term and info["reason"] == "no_progress"
+        assert steps * 4 == 200 and info["episode"]["frames"] == 200
+
+
+def test_smb_scripted_run_reaches_the_flag(smb_run):
+    with make_env(smb_spec(stuck_frames=None)) as env:
+        env.reset()
+        steps = 0
+        for a in smb_run:
+            _, _, term, trunc, info = env.step(a)
+            steps += 1
+            if term or trunc:
+                break
+        assert steps == len(smb_run), "the flag came early or the run died"
+        assert term and info["success"] and info["reason"] == "success"
+        ep = info["episode"]
+        assert ep["success"] and ep["progress"] > 3000
+        assert env.unwrapped.data.lookup_value("float_state") == 3  # sliding down the pole
+
+
+def test_smb_dying_ends_the_episode_at_once():
+    with make_env(smb_spec(stuck_frames=None)) as env:
+        env.reset()
+        for _ in range(100):  # running right into the first Goomba
+            _, _, term, trunc, info = env.step(RIGHT_B)
+            if term or trunc:
+                break
+        assert term and info["reason"] == "dying"
+        assert info["episode"]["frames"] < 200  # not after the death animation
+
+
+def _play(spec: EnvSpec, actions, seed=0):
+    out = []
+    with make_env(spec, seed=seed) as env:
+        obs, _ = env.reset()
+        out.append(obs.copy())
+        for a in actions:
+            obs, r, term, trunc, info = env.step(a)
+            out.append((obs.copy(), r, term, trunc, info.get("reason")))
+            if term or trunc:
+                obs, _ = env.reset()
+                out.append(obs.copy())
+    return out
+
+
+def _same(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if isinstance(x, tuple):
+            assert np.array_equal(x[0], y[0]) and x[1:] == y[1:]
+        else:
+            assert np.array_equal(x, y)
+
+
+@pytest.mark.parametrize("game,state,profile", [
+    ("SuperMarioBros-Nes", "Level1-1", "smb"),      # profile from RAM only
+    ("Boxing-Atari2600", "Start", "boxing"),        # reward and done from the Lua scenario
+])
+def test_fast_frame_skip_equals_plain_path(game, state, profile, smb_run):
+    rng = np.random.default_rng(7)
+    spec = EnvSpec(game=game, state=state, profile=profile, sticky_prob=0.25, noop_max=8, stuck_frames=120)
+    n = 5 if game.startswith("Super") else 18
+    actions = smb_run[:200] + rng.integers(n, size=150).tolist() if game.startswith("Super") else \
+        rng.integers(n, size=350).tolist()
+    fast = _play(spec, actions, seed=3)
+    plain = _play(spec.model_copy(update={"fast": False}), actions, seed=3)
+    _same(fast, plain)
+    ends = [x for x in fast if isinstance(x, tuple) and (x[2] or x[3])]
+    assert ends, "the sequence should cross an episode end"
+    if game.startswith("Boxing"):
+        assert any(x[1] != 0 for x in fast if isinstance(x, tuple)), "Boxing should score some reward"
+
+
+@pytest.mark.parametrize("game,state,profile,n_actions", [
+    ("Airstriker-Genesis", "Level1", "airstriker", 10),
+    ("Pong-Atari2600", "Start", "pong", 6),
+])
+def test_full_stack_shapes_dtypes_and_moving_frames(game, state, profile, n_actions):
+    spec = EnvSpec(game=game, state=state, profile=profile, stuck_frames=None, max_frames=2000)
+    rng = np.random.default_rng(0)
+    with make_env(spec, seed=0) as env:
+        assert env.observation_space.shape == (4, 84, 84) and env.observation_space.dtype == np.uint8
+        assert env.action_space.n == n_actions
+        obs, info = env.reset()
+        assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8 and info["state"] == state
+        assert all(np.array_equal(obs[0], obs[i]) for i in range(4))  # reset fills the stack
+        frames = [obs]
+        for _ in range(120):
+            obs, r, term, trunc, info = env.step(int(rng.integers(n_actions)))
+            assert env.observation_space.contains(obs) and isinstance(r, float)
+            frames.append(obs)
+            if term or trunc:
+                break
+        assert not np.array_equal(frames[0][-1], frames[-1][-1]), "the screen should change"
+        assert not np.array_equal(obs[0], obs[-1]), "stacked frames should differ over time"
+        assert np.array_equal(frames[-2][1:], frames[-1][:-1]), "the stack shifts by one frame per step"
+
+
+def test_pong_reward_is_points_and_episode_reaches_21():
+    spec = EnvSpec(game="Pong-Atari2600", state="Start", profile="pong", stuck_frames=None, max_frames=None,
+                   frame_stack=1, resize=(42, 42))
+    with make_env(spec, seed=0) as env:
+        env.reset()
+        total = 0.0
+        for _ in range(6000):
+            _, r, term, trunc, info = env.step(0)  # NOOP: the CPU scores every point
+            total += r
+            if term or trunc:
+                break
+        assert term and info["reason"] == "game_over"
+        assert total == -21.0 and info["episode"]["terms"] == {"points_won": 0.0, "points_lost": -21.0}
+
+
+def test_discretizer_presses_the_buttons_of_the_action_set():
+    with make_env(smb_spec(actions="complex")) as env:
+        assert env.action_space.n == 12
+        labels = env.get_wrapper_attr("labels")
+        assert labels[9] == "LEFT+A+B" and labels[11] == "UP"
+        disc = env.env
+        while type(disc).__name__ != "Discretizer":
+            disc = disc.env
+        buttons = env.unwrapped.buttons
+        pressed = {buttons[i] for i in np.flatnonzero(disc.action(9))}
+        assert pressed == {"LEFT", "A", "B"}
+
+
+def test_raw_buttons_are_float_multibinary():
+    with make_env(smb_spec(actions="buttons", frame_stack=1)) as env:
+        assert env.action_space.dtype == np.float32 and env.action_space.n == 9
+        env.reset()
+        a = env.action_space.sample()
+        assert a.dtype == np.float32
+        env.step(a)
+
+
+def test_state_pool_draws_states_and_options_pick_one():
+    spec = smb_spec(state=["Level1-1", "Level2-1", "Level3-1"], frame_stack=1)
+    with make_env(spec, seed=1) as env:
+        seen = {env.reset()[1]["state"] for _ in range(12)}
+        assert seen == {"Level1-1", "Level2-1", "Level3-1"}
+        assert env.reset(options={"state": "Level3-1"})[1]["state"] == "Level3-1"
+
+
+def test_vectorized_builder_with_two_workers():
+    from wrappers.factory import make_vec_env
+
+    venv = make_vec_env(smb_spec(stuck_frames=100), n_envs=2, seed=0)
+    try:
+        obs = venv.reset()
+        assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+        episodes = []
+        for _ in range(60):
+            obs, rew, dones, infos = venv.step(np.array([0, 0]))  # NOOP: both end by no progress
+            for d, info in zip(dones, infos):
+                if d:
+                    episodes.append(info)
+        assert len(episodes) >= 2
+        assert all(i["episode"]["reason"] == "no_progress" and i["TimeLimit.truncated"] for i in episodes)
+        assert episodes[0]["terminal_observation"].shape == (4, 84, 84)
+        assert venv.get_attr("frame_skip") == [4, 4]
+        assert venv.env_method("get_wrapper_attr", "labels")[1][4] == "RIGHT+A+B"
+    finally:
+        venv.close()
