@@ -4,6 +4,11 @@
     retrodojo roms bundled            register the ROMs installed packages ship
     retrodojo roms list [--json]      games playable now, their states and ROM sources
     retrodojo play GAME ...           play with a random policy through the full stack, film it
+    retrodojo train FILE [--set k=v] [--seed N] [--name NAME] [--runs-dir DIR]
+    retrodojo train --resume RUN_DIR [--set budget.frames=N]
+    retrodojo runs [DIR]              the runs: experiment, algo, seed, frames, last eval, status
+    retrodojo evaluate RUN_DIR [--episodes N] [--json] [--video]
+    retrodojo compare RUN_OR_DIR... [--plot PNG] [--json]
 """
 
 from __future__ import annotations
@@ -105,6 +110,188 @@ def cmd_play(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- train
+
+
+class _Bar:
+    """A rich progress bar fed by Run.progress; plain log lines when stdout is not a terminal."""
+
+    def __init__(self):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.interactive = console.is_terminal
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.completed:>12,.0f}/{task.total:,.0f} frames"),
+            TextColumn("{task.fields[fps]:>7,.0f} fps"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), TextColumn("{task.fields[eval]}"), console=console,
+            disable=not self.interactive)
+        self.task = None
+        self._last_print = 0.0
+        self._fps = 0.0
+
+    def start_run(self, run) -> None:
+        console.print(f"run folder: [bold]{run.dir}[/]" + (f" (resuming at {run.start_frames:,} frames)"
+                                                           if run.resumes else ""))
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(f"{run.spec.agent.algo} s{run.seed}", total=run.budget_frames,
+                                           completed=run.start_frames, fps=0.0, eval=self._eval(run.last_eval))
+        self.progress.start()
+
+    @staticmethod
+    def _eval(ev) -> str:
+        if not ev:
+            return "eval: -"
+        return f"eval@{ev['frames']:,}: progress {ev['progress']:.0f}, success {ev['success_rate']:.0%}"
+
+    def update(self, frames: int, info: dict) -> None:
+        self._fps = info.get("fps", self._fps)
+        fields = {"eval": self._eval(info.get("last_eval")), "fps": self._fps}
+        self.progress.update(self.task, completed=frames, **fields)
+        if not self.interactive and (time.time() - self._last_print > 30 or "fps" not in info):
+            self._last_print = time.time()
+            total = self.progress.tasks[-1].total if self.progress.tasks else 0
+            console.print(f"  {frames:,}/{total:,.0f} frames  {self._fps:,.0f} fps  {fields['eval']}")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def cmd_train(args) -> int:
+    """Train an experiment file (one run per seed) or resume a run folder."""
+    from experiments import runner
+    from experiments.spec import load_spec
+
+    bar = _Bar()
+    notify = lambda msg: err_console.print(f"[yellow]{msg}[/]")  # noqa: E731
+    try:
+        if args.resume:
+            folders = [runner.resume(args.resume, args.set, on_run=bar.start_run, progress_cb=bar.update,
+                                     notify=notify)]
+        else:
+            if not args.file:
+                raise SystemExit("retrodojo train: give an experiment FILE or --resume RUN_DIR")
+            spec = load_spec(args.file, args.set)
+            folders = runner.train(spec, runs_dir=args.runs_dir, name=args.name,
+                                   seeds=[args.seed] if args.seed is not None else None,
+                                   on_run=bar.start_run, progress_cb=bar.update, notify=notify)
+    finally:
+        bar.stop()
+    from experiments.run import read_history
+
+    for folder in folders:
+        meta = json.loads((Path(folder) / "meta.json").read_text())
+        hist = read_history(folder)
+        last = hist[-1] if hist else None
+        summary = (f"eval progress {last['progress']:.0f}, success {last['success_rate']:.0%}" if last else "no eval")
+        console.print(f"{meta['status']}: [bold]{folder}[/] ({meta.get('frames', 0):,} frames, {summary})")
+    console.print(f"TensorBoard: [bold].venv/bin/tensorboard --logdir {Path(folders[0]).parent.parent}[/]")
+    return 0 if all(json.loads((Path(f) / "meta.json").read_text())["status"] == "finished" for f in folders) \
+        else 130
+
+
+# --------------------------------------------------------------------------- runs and evaluate
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run folders under ``root`` (or ``root`` itself when it is one)."""
+    root = Path(root)
+    if (root / "meta.json").is_file():
+        return [root]
+    return sorted(p.parent for p in root.glob("**/meta.json") if (p.parent / "config.yaml").is_file())
+
+
+def cmd_runs(args) -> int:
+    """List runs with experiment, algo, seed, frames done, last eval and status."""
+    rows = []
+    for folder in find_runs(args.dir):
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except ValueError:
+            rows.append({"run": str(folder), "status": "unreadable meta.json"})
+            continue
+        ev = meta.get("last_eval") or {}
+        rows.append({"run": str(folder), "experiment": meta.get("experiment"), "algo": meta.get("algo"),
+                     "seed": meta.get("seed"), "frames": meta.get("frames", 0),
+                     "budget": meta.get("budget_frames"), "eval_progress": ev.get("progress"),
+                     "eval_success": ev.get("success_rate"), "status": meta.get("status")})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"Runs under {args.dir}")
+    for col in ("run", "experiment", "algo", "seed", "frames", "last eval", "status"):
+        table.add_column(col)
+    for r in rows:
+        ev = "-" if r.get("eval_progress") is None else f"progress {r['eval_progress']:.0f}, " \
+                                                         f"success {r['eval_success']:.0%}"
+        frames = f"{r.get('frames', 0):,}/{r['budget']:,}" if r.get("budget") else str(r.get("frames", "-"))
+        table.add_row(Path(r["run"]).name, str(r.get("experiment", "-")), str(r.get("algo", "-")),
+                      str(r.get("seed", "-")), frames, ev, str(r["status"]))
+    console.print(table if rows else f"no runs under {args.dir}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    """Play a run's saved policy (final/, else its newest checkpoint) on its own env spec."""
+    import agents.base as agents
+    from experiments.errors import UserError
+    from experiments.evaluate import Evaluator
+    from experiments.run import Run
+    from experiments.spec import load_spec
+
+    path = Path(args.run)
+    if (path / "agent.json").is_file():
+        agent_dir = path
+        spec = None
+    else:
+        if not (path / "config.yaml").is_file():
+            raise UserError(f"{path} is neither a run folder nor a saved agent. `retrodojo runs` lists runs.")
+        spec = load_spec(path / "config.yaml")
+        agent_dir = path / "final"
+        if not (agent_dir / "agent.json").is_file():
+            ckpts = Run(path, spec, 0, {"resumes": 0}).checkpoints()
+            if not ckpts:
+                raise UserError(f"{path} has no final/ policy and no checkpoint yet: nothing to evaluate.")
+            agent_dir = ckpts[-1]
+            err_console.print(f"no final/ in {path}: using the newest checkpoint {agent_dir.name}")
+    agent = agents.load(agent_dir, device=args.device)
+    env_spec = agent.env_spec
+    states = spec.eval_states() if spec else env_spec.states
+    episodes = args.episodes or (spec.eval.episodes if spec else 5)
+    video = None
+    if args.video:
+        video = Path(args.video) if args.video != "auto" else (
+            (path if spec else path.parent) / "eval" / f"{agent.algo}-{time.strftime('%Y%m%d-%H%M%S')}.mp4")
+    ev = Evaluator(env_spec, episodes, states, deterministic=not args.stochastic, local=True)
+    def show(i, ep):
+        if not args.json:
+            console.print(f"episode {i}: return {ep['r']:.1f}, progress {ep['progress']:.0f}, "
+                          f"success {ep['success']}, {ep['frames']} frames, state {ep['state']}, "
+                          f"ended by {ep['reason']}")
+    try:
+        result = ev.run(agent.policy(), video=video, on_episode=show)
+    finally:
+        ev.close()
+    keep = ("r", "progress", "success", "frames", "reason", "state", "terms")
+    out = {"run": str(path), "agent": str(agent_dir), "algo": agent.algo,
+           "episodes": [{("return" if k == "r" else k): e[k] for k in keep} for e in result["episodes"]],
+           "mean": result["mean"], "video": str(video) if video else None}
+    if spec:
+        report = path / "eval" / f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        report.parent.mkdir(exist_ok=True)
+        report.write_text(json.dumps(out, indent=2))
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    m = result["mean"]
+    console.print(f"mean over {len(result['episodes'])} episodes: return {m['return']:.1f}, progress "
+                  f"{m['progress']:.0f}, success rate {m['success_rate']:.0%}, {m['episode_frames']:.0f} frames")
+    if video:
+        console.print(f"video: [bold]{video.resolve()}[/]")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -139,6 +326,30 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--video", default=None, help="mp4 path (default: runs/play/...)")
     play.add_argument("--runs-dir", default="runs")
     play.set_defaults(func=cmd_play)
+
+    tr = sub.add_parser("train", help="train an experiment file, or --resume a run")
+    tr.add_argument("file", nargs="?", help="configs/experiments/NAME.yaml")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key by its dotted path (repeatable), e.g. budget.frames=200000")
+    tr.add_argument("--seed", type=int, default=None, help="one run with this seed instead of the file's seeds")
+    tr.add_argument("--name", default=None, help="experiment folder name (default: the file's name key)")
+    tr.add_argument("--runs-dir", default="runs")
+    tr.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its newest checkpoint")
+    tr.set_defaults(func=cmd_train)
+
+    rn = sub.add_parser("runs", help="list runs")
+    rn.add_argument("dir", nargs="?", default="runs")
+    rn.add_argument("--json", action="store_true")
+    rn.set_defaults(func=cmd_runs)
+
+    ev = sub.add_parser("evaluate", help="play a run's saved policy and report return, progress, success")
+    ev.add_argument("run", help="a run folder (or a saved agent folder)")
+    ev.add_argument("--episodes", type=int, default=None)
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--video", nargs="?", const="auto", default=None, help="write an mp4 (default under eval/)")
+    ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy ones")
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=cmd_evaluate)
     return p
 
 

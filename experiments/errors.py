@@ -9,7 +9,8 @@ class UserError(Exception):
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Every exception class the CLI reports as a plain message (exit code 2) instead of a traceback."""
+    from agents.base import AgentError
     from wrappers.profile import ProfileError
     from wrappers.roms import RomError
 
-    return (UserError, RomError, ProfileError)
+    return (UserError, RomError, ProfileError, AgentError)

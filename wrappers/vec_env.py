@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -84,18 +85,22 @@ def _acquire_until_alive(sem, spin_s: float, processes) -> None:
             raise RuntimeError(f"an env worker died (exit code {dead[0].exitcode}); see its error above")
 
 
-def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrapper, shm_name: str,
-            layout: tuple, go, done, spin_s: float) -> None:
+def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrapper, go, done,
+            spin_s: float) -> None:
     """Run env ``index``: steps through shared memory, everything else through the pipe."""
     from stable_baselines3.common.env_util import is_wrapped
 
+    # Ctrl-C goes to the whole process group: only the main process decides when to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent_remote.close()
-    shm = shared_memory.SharedMemory(name=shm_name)
-    slots = _Slots(shm.buf, *layout)
-    env = None
+    shm = slots = env = None
     try:
         env = env_fn_wrapper.var()
         remote.send(("ready", (env.observation_space, env.action_space)))
+        # The parent sizes the shared block from the spaces it just got, then names it.
+        shm_name, layout = remote.recv()
+        shm = shared_memory.SharedMemory(name=shm_name)
+        slots = _Slots(shm.buf, *layout)
         discrete = isinstance(env.action_space, gym.spaces.Discrete)
         while True:
             _acquire(go, spin_s)
@@ -147,7 +152,8 @@ def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrappe
         if env is not None:
             env.close()
         del slots
-        shm.close()
+        if shm is not None:
+            shm.close()
         remote.close()
 
 
@@ -179,22 +185,7 @@ class RetroVecEnv(VecEnv):
             spin = len(self._remote_ids) + 1 <= cores
         self._spin_s = 0.0005 if spin else 0.0
 
-        if self.local_env is not None:
-            obs_space, act_space = self.local_env.observation_space, self.local_env.action_space
-        else:
-            # No emulator here yet, so a throwaway env may tell the spaces (then frees the emulator).
-            probe = env_fns[0]()
-            obs_space, act_space = probe.observation_space, probe.action_space
-            probe.close()
-        if not isinstance(obs_space, gym.spaces.Box):
-            raise TypeError(f"RetroVecEnv needs a Box observation space, got {obs_space}")
-        act_shape = () if isinstance(act_space, gym.spaces.Discrete) else act_space.shape
-        act_dtype = np.int64 if isinstance(act_space, gym.spaces.Discrete) else np.float32
-        self._layout = (n, obs_space.shape, obs_space.dtype.str, act_shape, np.dtype(act_dtype).str)
-        self._shm = shared_memory.SharedMemory(create=True, size=_plan(*self._layout)[1])
-        self._slots = _Slots(self._shm.buf, *self._layout)
         self.num_envs = n  # VecEnv.__init__ (below, once workers run) asks them for render_mode
-
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         ctx = mp.get_context(start_method)
@@ -204,18 +195,32 @@ class RetroVecEnv(VecEnv):
         for i in self._remote_ids:
             remote, work_remote = ctx.Pipe()
             self._go[i] = ctx.Semaphore(0)
-            args = (i, work_remote, remote, CloudpickleWrapper(env_fns[i]), self._shm.name, self._layout,
-                    self._go[i], self._done, self._spin_s)
+            args = (i, work_remote, remote, CloudpickleWrapper(env_fns[i]), self._go[i], self._done, self._spin_s)
             process = ctx.Process(target=_worker, args=args, daemon=True)
             process.start()
             work_remote.close()
             self.processes.append(process)
             self.remotes[i] = remote
+        spaces = None
         for i in self._remote_ids:
             tag, payload = self._recv(i)
             if tag == "error":
                 self.close()
                 raise RuntimeError(f"env {i} failed to start in its worker process:\n{payload}")
+            spaces = spaces or payload
+        if self.local_env is not None:
+            spaces = (self.local_env.observation_space, self.local_env.action_space)
+        obs_space, act_space = spaces
+        if not isinstance(obs_space, gym.spaces.Box):
+            self.close()
+            raise TypeError(f"RetroVecEnv needs a Box observation space, got {obs_space}")
+        act_shape = () if isinstance(act_space, gym.spaces.Discrete) else act_space.shape
+        act_dtype = np.int64 if isinstance(act_space, gym.spaces.Discrete) else np.float32
+        self._layout = (n, obs_space.shape, obs_space.dtype.str, act_shape, np.dtype(act_dtype).str)
+        self._shm = shared_memory.SharedMemory(create=True, size=_plan(*self._layout)[1])
+        self._slots = _Slots(self._shm.buf, *self._layout)
+        for i in self._remote_ids:
+            self.remotes[i].send((self._shm.name, self._layout))
         super().__init__(n, obs_space, act_space)
 
     # ------------------------------------------------------------------ plumbing

@@ -1,0 +1,362 @@
+"""PPO, A2C and their LSTM variants (stable-baselines3, sb3-contrib) behind the common agent interface.
+
+Defaults are chosen for a CPU-only 2-core machine (see ``docs/results.md``): 8 envs on 2 cores keep both
+cores busy while the policy runs; PPO takes big minibatches (256) and few epochs (4), so an update costs
+seconds, not minutes, on a CPU; torch uses one thread while the envs step and every core while it trains.
+On a CUDA machine ``device: auto`` puts the networks on the GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter, Logger
+
+from agents.base import AgentError, ScheduleLike, write_agent_file
+from wrappers.factory import EnvSpec, make_vec_env
+
+
+class _Strict(BaseModel):
+    # validate_default: defaults given as plain data (a schedule mapping) become typed models too
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class PPOHyperparams(_Strict):
+    """PPO's settings (SB3 names). Defaults: tuned for SMB on 2 CPU cores, see docs/results.md."""
+
+    learning_rate: ScheduleLike = Field(default={"schedule": "linear", "start": 2.5e-4, "end": 0.0},
+                                        description="Adam step size: a number or a schedule.")
+    n_steps: int = Field(default=128, ge=1, description="Steps per env per rollout.")
+    batch_size: int = Field(default=256, ge=2, description="Minibatch size (of n_steps * n_envs samples).")
+    n_epochs: int = Field(default=4, ge=1, description="Passes over each rollout.")
+    gamma: float = Field(default=0.99, gt=0.0, le=1.0, description="Discount factor.")
+    gae_lambda: float = Field(default=0.95, ge=0.0, le=1.0, description="GAE lambda.")
+    clip_range: ScheduleLike = Field(default=0.1, description="Policy ratio clip: a number or a schedule.")
+    clip_range_vf: float | None = Field(default=None, gt=0, description="Value clip (None: no clipping).")
+    normalize_advantage: bool = True
+    ent_coef: float = Field(default=0.01, ge=0.0, description="Entropy bonus weight.")
+    vf_coef: float = Field(default=0.5, ge=0.0, description="Value loss weight.")
+    max_grad_norm: float = Field(default=0.5, gt=0.0, description="Gradient norm clip.")
+    target_kl: float | None = Field(default=None, gt=0, description="Stop an update's epochs past this KL.")
+    policy_kwargs: dict[str, Any] = Field(default_factory=dict, description="Passed to the SB3 policy.")
+
+    def to_sb3(self) -> dict:
+        """Keyword arguments for the SB3 constructor."""
+        kw = self.model_dump()
+        kw["learning_rate"] = self.learning_rate.to_sb3()
+        kw["clip_range"] = self.clip_range.to_sb3()
+        return kw
+
+
+class A2CHyperparams(_Strict):
+    """A2C's settings (SB3 names and defaults, but for an entropy bonus that helps exploration)."""
+
+    learning_rate: ScheduleLike = Field(default=7e-4, description="RMSprop step size: number or schedule.")
+    n_steps: int = Field(default=5, ge=1, description="Steps per env per update.")
+    gamma: float = Field(default=0.99, gt=0.0, le=1.0)
+    gae_lambda: float = Field(default=1.0, ge=0.0, le=1.0)
+    ent_coef: float = Field(default=0.01, ge=0.0)
+    vf_coef: float = Field(default=0.5, ge=0.0)
+    max_grad_norm: float = Field(default=0.5, gt=0.0)
+    rms_prop_eps: float = Field(default=1e-5, gt=0.0)
+    use_rms_prop: bool = True
+    normalize_advantage: bool = False
+    policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    def to_sb3(self) -> dict:
+        """Keyword arguments for the SB3 constructor."""
+        kw = self.model_dump()
+        kw["learning_rate"] = self.learning_rate.to_sb3()
+        return kw
+
+
+class _SB3Spec(_Strict):
+    policy: Literal["cnn", "mlp"] = Field(default="cnn", description="cnn for pixels, mlp for the tile grid.")
+    n_envs: int = Field(default=8, ge=1, le=256, description="Parallel envs (one emulator process each).")
+    device: str = Field(default="auto", description="auto (CUDA when present), cpu or cuda.")
+    torch_threads: int | None = Field(default=None, ge=1, description="Threads for updates (default: cores).")
+
+
+class PPOSpec(_SB3Spec):
+    """``agent:`` section for PPO (SB3 ``PPO``, ``CnnPolicy``)."""
+
+    algo: Literal["ppo"]
+    hyperparams: PPOHyperparams = Field(default_factory=PPOHyperparams)
+
+
+class PPOLSTMSpec(_SB3Spec):
+    """``agent:`` section for PPO with an LSTM policy (sb3-contrib ``RecurrentPPO``, ``CnnLstmPolicy``)."""
+
+    algo: Literal["ppo_lstm"]
+    hyperparams: PPOHyperparams = Field(default_factory=PPOHyperparams)
+
+
+class A2CSpec(_SB3Spec):
+    """``agent:`` section for A2C (SB3 ``A2C``, ``CnnPolicy``)."""
+
+    algo: Literal["a2c"]
+    hyperparams: A2CHyperparams = Field(default_factory=A2CHyperparams)
+
+
+class A2CLSTMSpec(_SB3Spec):
+    """``agent:`` section for A2C with an LSTM policy (:class:`agents.recurrent_a2c.RecurrentA2C`)."""
+
+    algo: Literal["a2c_lstm"]
+    hyperparams: A2CHyperparams = Field(default_factory=A2CHyperparams)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class SB3Agent:
+    """An SB3 model behind the agent interface. Subclasses name the algorithm and its model class."""
+
+    algo = ""
+    Spec: type[_SB3Spec] = _SB3Spec
+    recurrent = False
+
+    def __init__(self, spec: _SB3Spec, env_spec: EnvSpec, seed: int, model=None):
+        self.spec = spec
+        self.env_spec = env_spec
+        self.seed = seed
+        self.model = model
+
+    # ------------------------------------------------------------------ subclass hooks
+
+    @staticmethod
+    def model_class():
+        """The SB3 algorithm class."""
+        raise NotImplementedError
+
+    def policy_name(self) -> str:
+        """SB3 policy name for the spec's ``policy``."""
+        base = "Cnn" if self.spec.policy == "cnn" else "Mlp"
+        return f"{base}LstmPolicy" if self.recurrent else f"{base}Policy"
+
+    # ------------------------------------------------------------------ learning
+
+    def _new_model(self, venv):
+        return self.model_class()(self.policy_name(), venv, seed=self.seed, device=self.spec.device, verbose=0,
+                                  **self.spec.hyperparams.to_sb3())
+
+    def learn(self, budget_frames: int, run) -> None:
+        """Train to ``budget_frames`` emulator frames, resuming from the run's latest checkpoint."""
+        skip = self.env_spec.frame_skip
+        ckpt = run.latest_checkpoint()
+        # Fresh env seeds on every resume, so a resumed run does not replay the same sticky-action draws.
+        venv = make_vec_env(self.env_spec, self.spec.n_envs, seed=self.seed * 1000 + 100 * run.resumes)
+        try:
+            if ckpt is not None:
+                self.model = self._load_model(ckpt, venv)
+                _restore_rng(ckpt / "rng.pkl")
+            else:
+                self.model = self._new_model(venv)
+            self.model.set_logger(Logger(folder=None, output_formats=[_RunOutput(run, skip)]))
+            run.hyperparameters(self._hparams_table())
+            total = budget_frames // skip
+            remaining = max(0, total - self.model.num_timesteps)
+            cb = _RunCallback(self, run, skip, self.spec.torch_threads or _cores())
+            if remaining:
+                self.model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False,
+                                 log_interval=1, progress_bar=False)
+            torch.set_num_threads(self.spec.torch_threads or _cores())
+            frames = self.model.num_timesteps * skip
+            if not run.stop_requested:
+                run.final_eval(self.policy(), frames)
+            self.checkpoint(run, frames)
+        finally:
+            venv.close()
+
+    def _load_model(self, path: Path, venv):
+        try:
+            return self.model_class().load(path / "model.zip", env=venv, device=self.spec.device)
+        except Exception as e:  # a truncated zip raises zipfile/pickle/torch errors alike
+            raise AgentError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete that folder to "
+                             "resume from the one before it.") from None
+
+    def checkpoint(self, run, frames: int) -> None:
+        """Write an atomic checkpoint (model with optimizer, counters, RNG states) through the run."""
+        def write(folder: Path) -> None:
+            self.save(folder)
+            _save_rng(folder / "rng.pkl")
+
+        run.save_checkpoint(frames, write)
+
+    def _hparams_table(self) -> dict:
+        return {"algo": self.algo, "policy": self.policy_name(), "n_envs": self.spec.n_envs,
+                **{k: (v.model_dump() if hasattr(v, "model_dump") else v)
+                   for k, v in self.spec.hyperparams}}
+
+    # ------------------------------------------------------------------ saving and playing
+
+    def save(self, path: Path) -> None:
+        """Write ``model.zip`` (weights, optimizer, counters) and ``agent.json`` into ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save(path / "model.zip")
+        write_agent_file(path, self.algo, seed=self.seed, spec=self.spec.model_dump(mode="json"),
+                         env_spec=self.env_spec.model_dump(mode="json"))
+
+    @classmethod
+    def load(cls, path: Path, device: str = "auto") -> SB3Agent:
+        """Load a saved agent for playing (no env attached)."""
+        import json
+
+        path = Path(path)
+        meta = json.loads((path / "agent.json").read_text())
+        spec = cls.Spec.model_validate(meta["spec"])
+        agent = cls(spec, EnvSpec.model_validate(meta["env_spec"]), meta.get("seed", 0))
+        try:
+            agent.model = cls.model_class().load(path / "model.zip", device=device)
+        except Exception as e:
+            raise AgentError(f"{path / 'model.zip'} is unreadable ({type(e).__name__}: {e}).") from None
+        return agent
+
+    def policy(self):
+        """The SB3 model: it is a ``Policy`` (``predict(obs, state, episode_start, deterministic)``)."""
+        return self.model
+
+
+class PPOAgent(SB3Agent):
+    """PPO with SB3's ``CnnPolicy`` (Nature CNN)."""
+
+    algo = "ppo"
+    Spec = PPOSpec
+
+    @staticmethod
+    def model_class():
+        """SB3 ``PPO``."""
+        from stable_baselines3 import PPO
+
+        return PPO
+
+
+class A2CAgent(SB3Agent):
+    """A2C with SB3's ``CnnPolicy``."""
+
+    algo = "a2c"
+    Spec = A2CSpec
+
+    @staticmethod
+    def model_class():
+        """SB3 ``A2C``."""
+        from stable_baselines3 import A2C
+
+        return A2C
+
+
+class PPOLSTMAgent(SB3Agent):
+    """PPO with an LSTM policy (sb3-contrib ``RecurrentPPO``, ``CnnLstmPolicy``)."""
+
+    algo = "ppo_lstm"
+    Spec = PPOLSTMSpec
+    recurrent = True
+
+    @staticmethod
+    def model_class():
+        """sb3-contrib ``RecurrentPPO``."""
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO
+
+
+class A2CLSTMAgent(SB3Agent):
+    """A2C with an LSTM policy: RecurrentPPO with A2C's update (see :mod:`agents.recurrent_a2c`)."""
+
+    algo = "a2c_lstm"
+    Spec = A2CLSTMSpec
+    recurrent = True
+
+    @staticmethod
+    def model_class():
+        """:class:`agents.recurrent_a2c.RecurrentA2C`."""
+        from agents.recurrent_a2c import RecurrentA2C
+
+        return RecurrentA2C
+
+
+# --------------------------------------------------------------------------- plumbing into the run
+
+
+def _save_rng(path: Path) -> None:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    path.write_bytes(pickle.dumps(state))
+
+
+def _restore_rng(path: Path) -> None:
+    if not path.is_file():
+        return
+    state = pickle.loads(path.read_bytes())
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class _RunOutput(KVWriter):
+    """SB3 logger output into the run's TensorBoard writer, on the emulator-frames axis.
+
+    SB3's ``time/*`` keys count agent steps; the run writes its own ``time/fps`` in frames, so they are
+    dropped. Losses (``train/*``) and ``rollout/*`` stay as SB3 names them.
+    """
+
+    def __init__(self, run, frame_skip: int):
+        self.run = run
+        self.frame_skip = frame_skip
+
+    def write(self, key_values, key_excluded, step: int = 0) -> None:
+        """Forward numeric values at step x frame_skip."""
+        for key, value in key_values.items():
+            excluded = key_excluded.get(key) or ()
+            if key.startswith("time/") or "tensorboard" in excluded:
+                continue
+            if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+                self.run.scalar(key, float(value), step * self.frame_skip)
+
+    def close(self) -> None:
+        """Nothing to close: the run owns the writer."""
+
+
+class _RunCallback(BaseCallback):
+    """Feeds SB3's loop into the run: episodes, evals, checkpoints, progress, stop requests."""
+
+    def __init__(self, agent: SB3Agent, run, frame_skip: int, train_threads: int):
+        super().__init__()
+        self.agent = agent
+        self.run = run
+        self.frame_skip = frame_skip
+        self.train_threads = train_threads
+
+    def _on_training_start(self) -> None:
+        self.run.started(self.num_timesteps * self.frame_skip, self.agent.policy())
+
+    def _on_rollout_start(self) -> None:
+        # While envs step, torch's worker threads would only contend with them for the cores.
+        torch.set_num_threads(1)
+
+    def _on_rollout_end(self) -> None:
+        torch.set_num_threads(self.train_threads)
+
+    def _on_step(self) -> bool:
+        frames = self.num_timesteps * self.frame_skip
+        episodes = [i["episode"] for i in self.locals["infos"] if "episode" in i]
+        if episodes:
+            self.run.log_episodes(episodes, frames)
+        if self.run.checkpoint_due(frames):
+            self.agent.checkpoint(self.run, frames)
+        if self.run.eval_due(frames):
+            self.run.evaluate(self.agent.policy(), frames)
+        self.run.progress(frames)
+        return not self.run.stop_requested

@@ -1,0 +1,98 @@
+"""The evaluation protocol: a policy plays fixed episodes on fixed states, in its own env process.
+
+Every algorithm is judged the same way (same states, same episodes, same env seed), which is what makes
+``eval/*`` curves of NEAT, PPO and A2C comparable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from wrappers.factory import EnvSpec, env_thunk
+
+#: The eval env's seed: the same for every run, so every algorithm meets the same sticky-action draws.
+EVAL_SEED = 20_241_124
+
+
+def summarize(episodes: list[dict]) -> dict:
+    """Means over episodes: return, progress, success_rate, episode_frames."""
+    if not episodes:
+        return {"return": 0.0, "progress": 0.0, "success_rate": 0.0, "episode_frames": 0.0}
+    return {
+        "return": float(np.mean([e["r"] for e in episodes])),
+        "progress": float(np.mean([e["progress"] for e in episodes])),
+        "success_rate": float(np.mean([bool(e["success"]) for e in episodes])),
+        "episode_frames": float(np.mean([e["frames"] for e in episodes])),
+    }
+
+
+class Evaluator:
+    """Plays a :class:`agents.base.Policy` on the eval protocol; the env lives until :meth:`close`.
+
+    Args:
+        env_spec: the run's env spec.
+        episodes: episodes per evaluation.
+        states: states cycled through episode by episode (None: the env's own).
+        deterministic: greedy actions.
+        local: run the env in this process (only when this process holds no other emulator).
+    """
+
+    def __init__(self, env_spec: EnvSpec, episodes: int, states: list[str] | None = None,
+                 deterministic: bool = True, local: bool = False):
+        self.env_spec = env_spec
+        self.episodes = episodes
+        self.states = states
+        self.deterministic = deterministic
+        self.local = local
+        self._venv = None
+        self._video_spec = None
+
+    def _env(self, render: bool = False):
+        from wrappers.vec_env import RetroVecEnv
+
+        want = self.env_spec.model_copy(update={"render_mode": "rgb_array" if render else None,
+                                                "state": self.states or self.env_spec.state})
+        if self._venv is None or self._video_spec != want:
+            self.close()
+            self._venv = RetroVecEnv([env_thunk(want, EVAL_SEED)], local=self.local, spin=False)
+            self._video_spec = want
+        return self._venv
+
+    def run(self, policy, video: str | Path | None = None, on_episode=None) -> dict:
+        """Play the protocol's episodes; returns ``{"episodes": [...], "mean": {...}}``."""
+        from experiments.video import VideoWriter
+
+        venv = self._env(render=video is not None)
+        writer = VideoWriter(video, fps=60 / self.env_spec.frame_skip) if video else None
+        venv.seed(EVAL_SEED)
+        episodes = []
+        try:
+            for i in range(self.episodes):
+                if self.states:
+                    venv.set_options({"state": self.states[i % len(self.states)]})
+                obs = venv.reset()
+                state, start = None, np.ones((1,), dtype=bool)
+                while True:
+                    action, state = policy.predict(obs, state=state, episode_start=start,
+                                                   deterministic=self.deterministic)
+                    obs, _reward, done, infos = venv.step(action)
+                    if writer and not done[0]:  # after done the env shows the next episode's first frame
+                        writer.add(venv.get_images()[0])
+                    start = done
+                    if done[0]:
+                        episodes.append(infos[0]["episode"])
+                        if on_episode:
+                            on_episode(i, infos[0]["episode"])
+                        break
+        finally:
+            if writer:
+                writer.close()
+        return {"episodes": episodes, "mean": summarize(episodes)}
+
+    def close(self) -> None:
+        """Stop the eval env."""
+        if self._venv is not None:
+            self._venv.close()
+            self._venv = None

@@ -1,0 +1,334 @@
+"""A run folder and everything an agent reports into while it learns.
+
+``runs/<experiment>/<algo>-s<seed>-<timestamp>/`` holds ``config.yaml`` (the resolved spec), ``meta.json``
+(versions, git commit, ROM SHA-1, command line, status, frames done), ``tb/`` (TensorBoard: every scalar's
+step is emulator frames), ``checkpoints/`` (atomic: written to a temp folder, then renamed), ``final/`` and
+``eval/`` (``history.jsonl`` of every evaluation, JSON reports, videos).
+
+Agents talk to the run through a small duck-typed surface (no import of this module):
+``scalar``, ``hyperparameters``, ``log_episodes``, ``progress``, ``checkpoint_due``, ``save_checkpoint``,
+``latest_checkpoint``, ``resumes``, ``eval_due``, ``evaluate``, ``started``, ``final_eval``,
+``stop_requested``, ``dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+from experiments.errors import UserError
+from experiments.evaluate import Evaluator
+from experiments.spec import ExperimentSpec, dump_spec
+
+CHECKPOINT_FILE = "checkpoint.json"
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for pkg in ("retrodojo", "stable-retro", "gymnasium", "stable-baselines3", "sb3-contrib", "torch", "neat-python",
+                "numpy", "opencv-python-headless"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+class Run:
+    """One training run of one seed (see the module docstring).
+
+    Use :meth:`create` for a new run, :meth:`open` to resume one. ``progress_cb(frames, info)`` receives
+    progress updates (the CLI draws its bar from them).
+    """
+
+    def __init__(self, path: Path, spec: ExperimentSpec, seed: int, meta: dict,
+                 progress_cb: Callable[[int, dict], None] | None = None):
+        self.dir = Path(path)
+        self.spec = spec
+        self.seed = seed
+        self.meta = meta
+        self.env_spec = spec.env_spec()
+        self.budget_frames = spec.budget.frames
+        self.stop_requested = False
+        self._progress_cb = progress_cb
+        self._writer = None
+        self._evaluator: Evaluator | None = None
+        ckpt = self.latest_checkpoint()
+        info = json.loads((ckpt / CHECKPOINT_FILE).read_text()) if ckpt else {}
+        self.start_frames = info.get("frames", 0)
+        self.resumes = int(meta.get("resumes", 0))
+        self._last_ckpt = self.start_frames
+        # Resume as of the checkpoint: what was logged after it is purged from TensorBoard and history.
+        self.last_eval: dict | None = info.get("last_eval")
+        self._last_eval = self.last_eval["frames"] if self.last_eval else -1
+        if self.resumes:
+            self._truncate_history(self.start_frames)
+        self._t0 = time.perf_counter()
+        self._t_last = self._t0
+        self._frames_last = self.start_frames
+        self.frames = self.start_frames
+
+    # ------------------------------------------------------------------ creation
+
+    @classmethod
+    def create(cls, spec: ExperimentSpec, seed: int, runs_dir: str | Path = "runs", name: str | None = None,
+               command: list[str] | None = None, progress_cb=None) -> Run:
+        """Make a new run folder and write config.yaml and meta.json."""
+        from wrappers import roms
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(runs_dir) / (name or spec.name)
+        path = base / f"{spec.agent.algo}-s{seed}-{stamp}"
+        n = 1
+        while path.exists():
+            n += 1
+            path = base / f"{spec.agent.algo}-s{seed}-{stamp}-{n}"
+        for sub in ("tb", "checkpoints", "eval"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        (path / "config.yaml").write_text(dump_spec(spec.model_copy(update={"seeds": [seed]})))
+        meta = {
+            "experiment": name or spec.name, "algo": spec.agent.algo, "seed": seed, "game": spec.game,
+            "state": spec.states or spec.state, "profile": spec.profile, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "command": command or sys.argv, "cwd": os.getcwd(), "versions": _versions(), "git_commit": _git_commit(),
+            "rom_sha1": roms.rom_sha1(spec.game), "host": platform.node(), "cpus": os.cpu_count(),
+            "status": "created", "frames": 0, "budget_frames": spec.budget.frames, "resumes": 0,
+        }
+        _write_json_atomic(path / "meta.json", meta)
+        return cls(path, spec, seed, meta, progress_cb)
+
+    @classmethod
+    def open(cls, path: str | Path, overrides: list[str] | None = None, progress_cb=None) -> Run:
+        """Open an existing run to resume it; only ``budget.*`` may change (``--set budget.frames=N``)."""
+        from experiments.spec import SpecError, load_spec
+
+        path = Path(path)
+        if not (path / "config.yaml").is_file() or not (path / "meta.json").is_file():
+            raise UserError(f"{path} is not a run folder (config.yaml and meta.json are missing). `retrodojo runs` "
+                            "lists the runs under runs/.")
+        bad = [o for o in overrides or [] if not o.split("=", 1)[0].strip().startswith("budget.")]
+        if bad:
+            raise SpecError("--set", [f"{o.split('=', 1)[0]}: cannot change on resume (only budget.frames and "
+                                      "budget.generations can); start a new run to change it" for o in bad])
+        spec = load_spec(path / "config.yaml", overrides)
+        meta = json.loads((path / "meta.json").read_text())
+        meta["resumes"] = int(meta.get("resumes", 0)) + 1
+        meta["budget_frames"] = spec.budget.frames
+        meta.setdefault("resume_commands", []).append(sys.argv)
+        _write_json_atomic(path / "meta.json", meta)
+        (path / "config.yaml").write_text(dump_spec(spec))
+        return cls(path, spec, meta["seed"], meta, progress_cb)
+
+    # ------------------------------------------------------------------ TensorBoard
+
+    @property
+    def writer(self):
+        """The TensorBoard writer; on resume, events past the checkpoint are purged so the line continues."""
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = self.start_frames if self.resumes else None
+            self._writer = SummaryWriter(log_dir=str(self.dir / "tb"), purge_step=purge, flush_secs=30)
+        return self._writer
+
+    def scalar(self, tag: str, value: float, frames: int) -> None:
+        """Write one scalar at ``frames`` (the common x-axis)."""
+        self.writer.add_scalar(tag, value, frames)
+
+    def hyperparameters(self, table: dict) -> None:
+        """Write the resolved hyperparameters as a TensorBoard text table (once per run)."""
+        if self.resumes:
+            return
+        rows = "\n".join(f"| {k} | {json.dumps(v) if not isinstance(v, str) else v} |" for k, v in table.items())
+        self.writer.add_text("hyperparameters", "| setting | value |\n|---|---|\n" + rows, 0)
+
+    def log_episodes(self, episodes: list[dict], frames: int) -> None:
+        """``train/episode_*`` and ``reward/<term>`` for episodes that ended while learning."""
+        for ep in episodes:
+            self.scalar("train/episode_return", ep["r"], frames)
+            self.scalar("train/episode_progress", ep["progress"], frames)
+            self.scalar("train/episode_frames", ep["frames"], frames)
+            self.scalar("train/episode_success", float(ep["success"]), frames)
+            for term, value in ep.get("terms", {}).items():
+                self.scalar(f"reward/{term}", value, frames)
+
+    def progress(self, frames: int, **info) -> None:
+        """Note progress; every ~2 s write ``time/fps`` and ``time/elapsed_s`` and update the progress bar."""
+        self.frames = frames
+        now = time.perf_counter()
+        if now - self._t_last < 2.0 and frames < self.budget_frames:
+            return
+        fps = (frames - self._frames_last) / max(now - self._t_last, 1e-9)
+        self._t_last, self._frames_last = now, frames
+        self.scalar("time/fps", fps, frames)
+        self.scalar("time/elapsed_s", now - self._t0, frames)
+        if self._progress_cb:
+            self._progress_cb(frames, {"fps": fps, "last_eval": self.last_eval, **info})
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint_due(self, frames: int) -> bool:
+        """Whether ``checkpoint.every_frames`` have passed since the last checkpoint."""
+        return frames - self._last_ckpt >= self.spec.checkpoint.every_frames
+
+    def save_checkpoint(self, frames: int, write: Callable[[Path], None]) -> Path:
+        """Write a checkpoint atomically: ``write(tmp_folder)``, then rename; keep the newest few."""
+        root = self.dir / "checkpoints"
+        root.mkdir(exist_ok=True)
+        final = root / f"{frames:012d}"
+        tmp = root / f".tmp-{frames:012d}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        write(tmp)
+        _write_json_atomic(tmp / CHECKPOINT_FILE, {"frames": frames, "time": time.time(),
+                                                   "last_eval": self.last_eval})
+        if final.exists():  # the same frame count twice (a stop right after a checkpoint): keep the new one
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        self._last_ckpt = frames
+        for old in self.checkpoints()[: -self.spec.checkpoint.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        for stale in root.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        self.update_meta(frames=frames, status="running", last_checkpoint=final.name)
+        return final
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first (a folder is complete once renamed from its temp name)."""
+        root = self.dir / "checkpoints"
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and (p / CHECKPOINT_FILE).is_file())
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint folder, or None."""
+        ckpts = self.checkpoints()
+        return ckpts[-1] if ckpts else None
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _eval(self) -> Evaluator:
+        if self._evaluator is None:
+            self._evaluator = Evaluator(self.env_spec, self.spec.eval.episodes, self.spec.eval_states(),
+                                        deterministic=self.spec.eval.deterministic, local=False)
+        return self._evaluator
+
+    def eval_due(self, frames: int) -> bool:
+        """Whether ``eval.every_frames`` have passed since the last evaluation."""
+        return self._last_eval < 0 or frames - self._last_eval >= self.spec.eval.every_frames
+
+    def evaluate(self, policy, frames: int) -> dict:
+        """Play the eval protocol now; write ``eval/*`` at ``frames`` and a line to eval/history.jsonl."""
+        t0 = time.perf_counter()
+        result = self._eval().run(policy)
+        mean = result["mean"]
+        for key in ("return", "progress", "success_rate"):
+            self.scalar(f"eval/{key}", mean[key], frames)
+        self.scalar("eval/episode_frames", mean["episode_frames"], frames)
+        record = {"frames": frames, "time": time.time(), "seconds": round(time.perf_counter() - t0, 2), **mean,
+                  "episodes": [{k: e[k] for k in ("r", "progress", "success", "frames", "reason", "state")}
+                               for e in result["episodes"]]}
+        with open(self.dir / "eval" / "history.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        self._last_eval = frames
+        self.last_eval = {"frames": frames, **mean}
+        self.update_meta(last_eval=self.last_eval)
+        if self._progress_cb:
+            self._progress_cb(frames, {"last_eval": self.last_eval})
+        return result
+
+    def _truncate_history(self, frames: int) -> None:
+        path = self.dir / "eval" / "history.jsonl"
+        if path.is_file():
+            keep = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["frames"] <= frames]
+            tmp = path.with_name(".history.tmp")
+            tmp.write_text("".join(line + "\n" for line in keep))
+            os.replace(tmp, path)
+
+    def history(self) -> list[dict]:
+        """Every evaluation of this run, oldest first."""
+        return read_history(self.dir)
+
+    def started(self, frames: int, policy) -> None:
+        """Called when learning starts: a fresh run is evaluated at frame 0, for the curves' first point."""
+        self.update_meta(status="running")
+        if self.eval_due(frames) and self._last_eval < 0:
+            self.evaluate(policy, frames)
+        self._t_last, self._frames_last = time.perf_counter(), frames  # fps counts learning, not set-up
+
+    def final_eval(self, policy, frames: int) -> None:
+        """Evaluate at the end unless the last evaluation was at these frames."""
+        if self._last_eval != frames:
+            self.evaluate(policy, frames)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def update_meta(self, **changes) -> None:
+        """Merge ``changes`` into meta.json (atomically)."""
+        self.meta.update(changes)
+        _write_json_atomic(self.dir / "meta.json", self.meta)
+
+    def save_final(self, agent) -> Path:
+        """Save the agent into ``final/`` atomically."""
+        tmp = self.dir / ".final-tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        agent.save(tmp)
+        final = self.dir / "final"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        return final
+
+    def close(self, status: str, error: str | None = None) -> None:
+        """Record the end state and release the writer and the eval env."""
+        self.update_meta(status=status, frames=max(self.frames, self.meta.get("frames", 0)),
+                         finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **({"error": error} if error else {}))
+        if self._evaluator is not None:
+            self._evaluator.close()
+            self._evaluator = None
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+            self._writer = None
+
+
+def read_history(run_dir: str | Path) -> list[dict]:
+    """The evaluations recorded in a run folder's eval/history.jsonl (skipping a torn last line)."""
+    path = Path(run_dir) / "eval" / "history.jsonl"
+    out = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
