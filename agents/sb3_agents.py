@@ -354,9 +354,10 @@ class _RunCallback(BaseCallback):
         episodes = [i["episode"] for i in self.locals["infos"] if "episode" in i]
         if episodes:
             self.run.log_episodes(episodes, frames)
-        if self.run.checkpoint_due(frames):
-            self.agent.checkpoint(self.run, frames)
+        # Evaluate before checkpointing: a checkpoint then covers everything logged up to its frame.
         if self.run.eval_due(frames):
             self.run.evaluate(self.agent.policy(), frames)
+        if self.run.checkpoint_due(frames):
+            self.agent.checkpoint(self.run, frames)
         self.run.progress(frames)
         return not self.run.stop_requested

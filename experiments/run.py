@@ -150,11 +150,15 @@ class Run:
 
     @property
     def writer(self):
-        """The TensorBoard writer; on resume, events past the checkpoint are purged so the line continues."""
+        """The TensorBoard writer; on resume, events past the checkpoint are purged so the line continues.
+
+        Agents evaluate before they checkpoint, so events at the checkpoint's own frame belong to it: the
+        purge starts one frame later.
+        """
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            purge = self.start_frames if self.resumes else None
+            purge = self.start_frames + 1 if self.resumes else None
             self._writer = SummaryWriter(log_dir=str(self.dir / "tb"), purge_step=purge, flush_secs=30)
         return self._writer
 

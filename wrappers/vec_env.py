@@ -62,14 +62,19 @@ class _Slots:
             setattr(self, name, np.ndarray(shape, dtype, buffer=buf, offset=offset))
 
 
-def _acquire(sem, spin_s: float) -> None:
-    """Acquire, spinning up to ``spin_s`` first (cheaper than an idle-vCPU wake-up)."""
+def _acquire(sem, spin_s: float, parent: int) -> None:
+    """Acquire, spinning up to ``spin_s`` first (cheaper than an idle-vCPU wake-up).
+
+    Exits the process when its parent died (a SIGKILLed trainer must not leave emulators behind).
+    """
     if spin_s:
         end = time.perf_counter() + spin_s
         while time.perf_counter() < end:
             if sem.acquire(False):
                 return
-    sem.acquire()
+    while not sem.acquire(timeout=2.0):
+        if os.getppid() != parent:
+            os._exit(0)
 
 
 def _acquire_until_alive(sem, spin_s: float, processes) -> None:
@@ -92,6 +97,7 @@ def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrappe
 
     # Ctrl-C goes to the whole process group: only the main process decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
     parent_remote.close()
     shm = slots = env = None
     try:
@@ -103,7 +109,7 @@ def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrappe
         slots = _Slots(shm.buf, *layout)
         discrete = isinstance(env.action_space, gym.spaces.Discrete)
         while True:
-            _acquire(go, spin_s)
+            _acquire(go, spin_s, parent)
             if slots.cmd[index] == _STEP:
                 try:
                     action = int(slots.act[index]) if discrete else slots.act[index].copy()

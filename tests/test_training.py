@@ -1,0 +1,180 @@
+"""Each deep RL algorithm trains a few thousand frames on SMB with 2 workers, checkpoints, resumes (step
+counter and TensorBoard line continue), saves, loads and evaluates; a SIGKILLed run resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import agents.base as agents
+from experiments.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+HYPER = {
+    "ppo": {"n_steps": 64, "batch_size": 64, "n_epochs": 2},
+    "a2c": {"n_steps": 8},
+    "ppo_lstm": {"n_steps": 32, "batch_size": 32, "n_epochs": 1, "policy_kwargs": {"lstm_hidden_size": 32}},
+    "a2c_lstm": {"n_steps": 16, "policy_kwargs": {"lstm_hidden_size": 32}},
+}
+
+
+def write_experiment(tmp_path: Path, algo: str, frames: int, **extra) -> Path:
+    """A tiny SMB experiment: 2 envs, checkpoints every 1,024 frames."""
+    data = {
+        "name": f"tiny_{algo}", "game": "SuperMarioBros-Nes", "state": "Level1-1", "profile": "smb",
+        "env": {"actions": "right_only", "stuck_frames": 200, "frame_stack": 1 if "lstm" in algo else 4,
+                "reward_scale": 0.05},
+        "agent": {"algo": algo, "n_envs": 2, "hyperparams": HYPER[algo]},
+        "budget": {"frames": frames}, "seeds": [7],
+        "eval": {"every_frames": 1024, "episodes": 1}, "checkpoint": {"every_frames": 1024, "keep": 2},
+        **extra,
+    }
+    path = tmp_path / f"{algo}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def one_run(runs: Path) -> Path:
+    (run,) = [p.parent for p in runs.glob("*/*/meta.json")]
+    return run
+
+
+def tb_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of a scalar as TensorBoard shows it (purged events dropped)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def meta(run: Path) -> dict:
+    return json.loads((run / "meta.json").read_text())
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "ppo_lstm", "a2c_lstm"])
+def test_train_checkpoint_resume_evaluate(tmp_path, algo, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", str(write_experiment(tmp_path, algo, 2048)), "--runs-dir", str(runs)]) == 0
+    run = one_run(runs)
+    first = meta(run)
+    assert first["status"] == "finished" and 2048 <= first["frames"] < 2048 + 1024
+    assert (run / "final" / "agent.json").is_file() and (run / "config.yaml").is_file()
+    assert first["rom_sha1"] and first["versions"]["stable-baselines3"]
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert len(ckpts) == 2  # keep: 2
+    line_before = tb_scalars(run, "train/episode_progress") + tb_scalars(run, "eval/progress")
+    assert line_before and all(step <= first["frames"] for step, _ in line_before)
+
+    # resume to a larger budget: counters, schedule and the TensorBoard line continue
+    assert main(["train", "--resume", str(run), "--set", "budget.frames=4096"]) == 0
+    second = meta(run)
+    assert second["status"] == "finished" and second["resumes"] == 1 and second["frames"] >= 4096
+    agent = agents.load(run / "final")
+    assert agent.model.num_timesteps * 4 == second["frames"]
+    # one line across the resume: every evaluation once, no restart at zero, no gap
+    assert [s for s, _ in tb_scalars(run, "eval/progress")] == [0, 1024, 2048, 3072, 4096]
+    for tag in ("time/fps", "train/episode_frames"):
+        steps = [s for s, _ in tb_scalars(run, tag)]
+        assert steps == sorted(steps) and steps[-1] > first["frames"], f"{tag}: {steps}"
+    evals = [json.loads(line)["frames"] for line in (run / "eval" / "history.jsonl").read_text().splitlines()]
+    assert evals == sorted(set(evals)) and evals[0] == 0 and evals[-1] == second["frames"]
+    capsys.readouterr()
+
+    # load and evaluate through the common interface
+    assert main(["evaluate", str(run), "--episodes", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["algo"] == algo and len(report["episodes"]) == 2
+    assert set(report["mean"]) == {"return", "progress", "success_rate", "episode_frames"}
+    assert all(e["state"] == "Level1-1" and e["progress"] >= 0 for e in report["episodes"])
+
+    assert main(["runs", str(runs), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["algo"] == algo and row["status"] == "finished" and row["frames"] == second["frames"]
+
+
+def test_resume_cannot_change_other_keys_and_corrupt_checkpoint_is_explained(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", str(write_experiment(tmp_path, "a2c", 1024)), "--runs-dir", str(runs)]) == 0
+    run = one_run(runs)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--set", "agent.hyperparams.n_steps=5"]) == 2
+    assert "agent.hyperparams.n_steps: cannot change on resume" in " ".join(capsys.readouterr().err.split())
+    latest = sorted((run / "checkpoints").iterdir())[-1]
+    (latest / "model.zip").write_bytes(b"PK\x03\x04 truncated")
+    assert main(["train", "--resume", str(run), "--set", "budget.frames=2048"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"checkpoint {latest} is unreadable" in err and "delete that folder" in err and "Traceback" not in err
+    assert (run / "final" / "agent.json").is_file(), "a saved run is never lost"
+
+
+def _spawn_train(cfg: Path, runs: Path, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "experiments.cli", "train", str(cfg), "--runs-dir", str(runs)],
+                            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _wait_for_checkpoint(runs: Path, proc: subprocess.Popen, log: Path, timeout: float = 180) -> Path:
+    end = time.time() + timeout
+    while time.time() < end:
+        ckpts = [p for p in runs.glob("*/*/checkpoints/*") if not p.name.startswith(".")]
+        if ckpts:
+            return ckpts[0]
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.5)
+    raise AssertionError(f"no checkpoint in {timeout}s:\n{log.read_text()}")
+
+
+def test_sigkill_during_training_resumes_from_last_checkpoint(tmp_path):
+    runs = tmp_path / "runs"
+    cfg = write_experiment(tmp_path, "a2c", 8192)
+    log = tmp_path / "train.log"
+    proc = _spawn_train(cfg, runs, log)
+    try:
+        first = _wait_for_checkpoint(runs, proc, log)
+        time.sleep(3)  # keep training past the checkpoint, maybe into the next one
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    run = first.parent.parent
+    assert meta(run)["status"] == "running"  # killed: nothing was closed
+    survivors = sorted(p for p in (run / "checkpoints").iterdir() if not p.name.startswith("."))
+    assert survivors and all((p / "checkpoint.json").is_file() for p in survivors)
+    resumed_from = json.loads((survivors[-1] / "checkpoint.json").read_text())["frames"]
+    assert main(["train", "--resume", str(run)]) == 0
+    m = meta(run)
+    assert m["status"] == "finished" and m["frames"] >= 8192 and m["resumes"] == 1
+    assert agents.load(run / "final").model.num_timesteps * 4 == m["frames"]
+    steps = [s for s, _ in tb_scalars(run, "time/fps")]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))
+    assert any(s > resumed_from for s in steps)
+
+
+def test_sigterm_writes_a_checkpoint_then_stops(tmp_path):
+    runs = tmp_path / "runs"
+    cfg = write_experiment(tmp_path, "ppo", 200_000)
+    log = tmp_path / "train.log"
+    proc = _spawn_train(cfg, runs, log)
+    try:
+        _wait_for_checkpoint(runs, proc, log)
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    run = one_run(runs)
+    m = meta(run)
+    assert rc == 130 and m["status"] == "interrupted", log.read_text()
+    last = sorted((run / "checkpoints").iterdir())[-1]
+    assert json.loads((last / "checkpoint.json").read_text())["frames"] == m["frames"] > 1024
+    assert "writing a checkpoint, then stopping" in log.read_text()
