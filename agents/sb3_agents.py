@@ -17,10 +17,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from agents.base import AgentError, ScheduleLike, write_agent_file
+from agents.networks import ChannelsLastNatureCNN
 from wrappers.factory import EnvSpec, make_vec_env
 
 
@@ -145,8 +146,10 @@ class SB3Agent:
     # ------------------------------------------------------------------ learning
 
     def _new_model(self, venv):
-        return self.model_class()(self.policy_name(), venv, seed=self.seed, device=self.spec.device, verbose=0,
-                                  **self.spec.hyperparams.to_sb3())
+        kw = self.spec.hyperparams.to_sb3()
+        if self.spec.policy == "cnn":
+            kw["policy_kwargs"] = {"features_extractor_class": ChannelsLastNatureCNN, **kw["policy_kwargs"]}
+        return self.model_class()(self.policy_name(), venv, seed=self.seed, device=self.spec.device, verbose=0, **kw)
 
     def learn(self, budget_frames: int, run) -> None:
         """Train to ``budget_frames`` emulator frames, resuming from the run's latest checkpoint."""
@@ -164,7 +167,7 @@ class SB3Agent:
             run.hyperparameters(self._hparams_table())
             total = budget_frames // skip
             remaining = max(0, total - self.model.num_timesteps)
-            cb = _RunCallback(self, run, skip, self.spec.torch_threads or _cores())
+            cb = CallbackList([TorchThreads(self.spec.torch_threads or _cores()), _RunCallback(self, run, skip)])
             if remaining:
                 self.model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False,
                                  log_interval=1, progress_bar=False)
@@ -329,25 +332,34 @@ class _RunOutput(KVWriter):
         """Nothing to close: the run owns the writer."""
 
 
-class _RunCallback(BaseCallback):
-    """Feeds SB3's loop into the run: episodes, evals, checkpoints, progress, stop requests."""
+class TorchThreads(BaseCallback):
+    """One torch thread while the envs step (more would only contend with them), all of them to train."""
 
-    def __init__(self, agent: SB3Agent, run, frame_skip: int, train_threads: int):
+    def __init__(self, train_threads: int):
         super().__init__()
-        self.agent = agent
-        self.run = run
-        self.frame_skip = frame_skip
         self.train_threads = train_threads
 
-    def _on_training_start(self) -> None:
-        self.run.started(self.num_timesteps * self.frame_skip, self.agent.policy())
-
     def _on_rollout_start(self) -> None:
-        # While envs step, torch's worker threads would only contend with them for the cores.
         torch.set_num_threads(1)
 
     def _on_rollout_end(self) -> None:
         torch.set_num_threads(self.train_threads)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class _RunCallback(BaseCallback):
+    """Feeds SB3's loop into the run: episodes, evals, checkpoints, progress, stop requests."""
+
+    def __init__(self, agent: SB3Agent, run, frame_skip: int):
+        super().__init__()
+        self.agent = agent
+        self.run = run
+        self.frame_skip = frame_skip
+
+    def _on_training_start(self) -> None:
+        self.run.started(self.num_timesteps * self.frame_skip, self.agent.policy())
 
     def _on_step(self) -> bool:
         frames = self.num_timesteps * self.frame_skip

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _proc import run_isolated  # noqa: E402
 
 GAME, STATE = "SuperMarioBros-Nes", "Level1-1"
 SKIP = 4
@@ -150,13 +154,7 @@ def _run(name: str, seconds: float, workers: int, q) -> None:
 
 def measure(name: str, seconds: float, workers: int) -> float:
     """Run one measurement in a fresh process and return frames/s."""
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_run, args=(name, seconds, workers, q))
-    p.start()
-    result = q.get()
-    p.join()
-    return result
+    return run_isolated(_run, name, seconds, workers)
 
 
 def main() -> None:
