@@ -1,10 +1,42 @@
-"""NEAT (neat-python 2.0) behind the common agent interface."""
+"""NEAT (neat-python 2.0) behind the common agent interface.
+
+What makes it fast and safe, against the original tutorial (165 s per generation of 30 genomes, all
+training lost to an extinction):
+- genomes are played by persistent worker processes, one emulator each, made once per run, not per genome;
+- each genome's network is compiled to numpy arrays (:mod:`agents.neat_network`) and acts once per
+  frame-skip window on the shared wrapper stack (pixels at 1/8 size, or SMB's tile grid);
+- episodes end early (a life lost, or no new maximum of progress for ``env.stuck_frames``);
+- every generation is checkpointed atomically with everything resume needs: population, species,
+  innovation tracker, genome/node/species counters, best genome, RNG states, frames, generation;
+- extinction or a neat-python configuration conflict ends the run with its checkpoint and champion saved.
+
+Fitness is the episode's shaped return from the game profile (its mean over ``episodes_per_genome``).
+The TensorBoard step is emulator frames, as for PPO and A2C, and the champion is judged on the same
+evaluation protocol, so the curves overlay.
+"""
 
 from __future__ import annotations
 
+import gzip
+import json
+import multiprocessing as mp
+import os
+import pickle
+import random
+import signal
+import time
+from itertools import count
+from pathlib import Path
 from typing import Literal
 
+import neat
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from agents.base import AgentError, write_agent_file
+from agents.neat_config import load_neat_config
+from agents.neat_network import CompiledNetwork
+from wrappers.factory import EnvSpec, make_env, validate_spec
 
 
 class NEATSpec(BaseModel):
@@ -15,10 +47,352 @@ class NEATSpec(BaseModel):
     algo: Literal["neat"]
     config: str = Field(default="smb", description="neat-python config: configs/neat/<name>.cfg or a path.")
     workers: int | None = Field(default=None, ge=1, description="Evaluation processes (default: cores).")
+    episodes_per_genome: int = Field(default=1, ge=1, description="Episodes averaged into a genome's fitness.")
+    input_scale: float | None = Field(default=None, gt=0, description="Input multiplier (default 1/255 for "
+                                                                        "pixels, 1 for tiles).")
+    stop_on_success: bool = Field(default=True, description="End the run when a genome reaches the goal.")
+    pop_size: int | None = Field(default=None, ge=2, description="Overrides the config file's pop_size.")
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# --------------------------------------------------------------------------- playing a genome
+
+
+class NEATPolicy:
+    """A genome's network as a :class:`agents.base.Policy`: one network state per env in the batch.
+
+    Discrete action spaces take the argmax of the outputs; button spaces press each button whose output
+    exceeds 0.5 (neat-python's usual sigmoid outputs).
+    """
+
+    def __init__(self, genome, config: neat.Config, discrete: bool, input_scale: float):
+        self.genome = genome
+        self.config = config
+        self.discrete = discrete
+        self.input_scale = input_scale
+        self._nets: list[CompiledNetwork] = []
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        """Actions for a batch of observations; networks reset where an episode starts."""
+        obs = np.asarray(observation)
+        while len(self._nets) < len(obs):
+            self._nets.append(CompiledNetwork.create(self.genome, self.config))
+        actions = []
+        for i, o in enumerate(obs):
+            if episode_start is not None and episode_start[i]:
+                self._nets[i].reset()
+            actions.append(act(self._nets[i], o, self.discrete, self.input_scale))
+        return np.asarray(actions), None
+
+
+def act(net: CompiledNetwork, obs: np.ndarray, discrete: bool, scale: float):
+    """One action from one observation: argmax for a discrete set, outputs > 0.5 for buttons."""
+    out = net.activate(np.asarray(obs, np.float64).ravel() * scale)
+    if discrete:
+        return int(np.argmax(out))
+    return (out > 0.5).astype(np.float32)
+
+
+_ENV = None
+_POLICY_ARGS: tuple = ()
+
+
+def _init_worker(spec_data: dict, seed: int, config_file: str, discrete: bool, scale: float) -> None:
+    """Pool initializer: one env (one emulator) per worker, for the whole run."""
+    global _ENV, _POLICY_ARGS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    # Each worker loads the config file itself: pickling a live neat.Config advances its node counter.
+    config = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
+                         neat.DefaultStagnation, config_file)
+    # Workers are interchangeable, so no index is at hand: the pid varies sticky-action draws between them.
+    _ENV = make_env(EnvSpec.model_validate(spec_data), seed=seed + os.getpid() % 1000)
+    _POLICY_ARGS = (config, discrete, scale)
+
+
+def play_genome(genome, env, config, discrete: bool, scale: float, episodes: int = 1) -> tuple[float, list[dict]]:
+    """Play ``episodes`` episodes; returns (mean shaped return, the ``info["episode"]`` dicts)."""
+    net = CompiledNetwork.create(genome, config)
+    eps = []
+    for _ in range(episodes):
+        obs, _ = env.reset()
+        net.reset()
+        while True:
+            obs, _r, terminated, truncated, info = env.step(act(net, obs, discrete, scale))
+            if terminated or truncated:
+                eps.append(info["episode"])
+                break
+    return float(np.mean([e["r"] for e in eps])), eps
+
+
+def _eval_genome(task):
+    key, genome, episodes = task
+    fitness, eps = play_genome(genome, _ENV, *_POLICY_ARGS, episodes=episodes)
+    return key, fitness, eps
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+class TensorBoardReporter(neat.reporting.BaseReporter):
+    """neat-python reporter writing ``neat/*`` scalars into the run, at the agent's frame count."""
+
+    def __init__(self, agent: NEATAgent, run):
+        self.agent = agent
+        self.run = run
+        self._t0 = time.perf_counter()
+
+    def start_generation(self, generation):
+        """Start the generation's clock."""
+        self._t0 = time.perf_counter()
+
+    def post_evaluate(self, config, population, species, best_genome):
+        """Fitness, species and champion size of the generation just evaluated."""
+        frames = self.agent.frames
+        fits = [g.fitness for g in population.values() if g.fitness is not None]
+        nodes, conns = best_genome.size()
+        scalars = {
+            "neat/best_fitness": max(fits), "neat/mean_fitness": float(np.mean(fits)),
+            "neat/species": len(species.species), "neat/champion_nodes": nodes, "neat/champion_connections": conns,
+            "neat/generation": self.agent.population.generation,
+            "neat/generation_seconds": time.perf_counter() - self._t0,
+        }
+        for tag, value in scalars.items():
+            self.run.scalar(tag, float(value), frames)
+
+    def complete_extinction(self):
+        """Count extinctions (with reset_on_extinction a new population follows)."""
+        self.run.scalar("neat/extinctions", 1.0, self.agent.frames)
+
+
+# --------------------------------------------------------------------------- the agent
 
 
 class NEATAgent:
-    """NEAT agent (being built: issue #4)."""
+    """NEAT with neat-python 2.0 (see the module docstring)."""
 
     algo = "neat"
     Spec = NEATSpec
+
+    def __init__(self, spec: NEATSpec, env_spec: EnvSpec, seed: int):
+        self.spec = spec
+        self.env_spec = env_spec
+        self.seed = seed
+        self.config: neat.Config | None = None
+        self.population: neat.Population | None = None
+        self.champion = None
+        self.frames = 0
+        self.discrete = True
+        self.input_scale = 1.0
+        self.warnings: list[str] = []
+        self.solved = False
+
+    # ------------------------------------------------------------------ set-up
+
+
+    def setup(self, config_dir: Path | None = None) -> None:
+        """Resolve the neat-python config for this env; write it to ``config_dir/neat.cfg`` if given."""
+        validate_spec(self.env_spec)
+        n_inputs, obs_dtype, n_outputs, discrete = env_spaces(self.env_spec)
+        self.discrete = discrete
+        self.input_scale = self.spec.input_scale or (1 / 255 if obs_dtype == "uint8" else 1.0)
+        self.config, self.warnings = load_neat_config(self.spec.config, n_inputs, n_outputs,
+                                                      pop_size=self.spec.pop_size)
+        if config_dir is not None:
+            self.config.save(str(Path(config_dir) / "neat.cfg"))
+
+    # ------------------------------------------------------------------ learning
+
+    def learn(self, budget_frames: int, run) -> None:
+        """Evolve until the frame budget (or generations, or the goal), checkpointing every generation."""
+        ckpt = run.latest_checkpoint()
+        self.setup(run.dir)
+        for w in self.warnings:
+            run.warn(w)
+        if ckpt is not None:
+            self._restore(ckpt / "population.pkl.gz")
+        else:
+            self.population = neat.Population(self.config, seed=self.seed)
+            self.champion = next(iter(self.population.population.values()))
+        self.population.add_reporter(TensorBoardReporter(self, run))
+        run.hyperparameters(self._hparams())
+        generations = run.spec.budget.generations
+        workers = self.spec.workers or _cores()
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        initargs = (self.env_spec.model_dump(), self.seed * 1000 + 100 * run.resumes, str(run.dir / "neat.cfg"),
+                    self.discrete, self.input_scale)
+        with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
+            self._pool = pool
+            run.started(self.frames, self.policy())
+            while (self.frames < budget_frames and not run.stop_requested and not self.solved
+                   and (generations is None or self.population.generation < generations)):
+                if not self._generation(run):
+                    break
+                if run.eval_due(self.frames):
+                    run.evaluate(self.policy(), self.frames)
+                self.checkpoint(run, self.frames)
+            self._pool = None
+        if not run.stop_requested:
+            run.final_eval(self.policy(), self.frames)
+            self.checkpoint(run, self.frames)
+
+    def _generation(self, run) -> bool:
+        """One generation through neat-python's loop; False when the run must end (extinction, conflict)."""
+        try:
+            self.population.run(lambda genomes, config: self._evaluate(genomes, run), 1)
+        except neat.CompleteExtinctionException:
+            run.end(status="extinct", message=(
+                "every species went extinct and reset_on_extinction is False: the run stops here with its "
+                "last checkpoint and champion saved (set reset_on_extinction = True to start a new population)"))
+            return False
+        except RuntimeError as e:
+            if "Configuration conflict" not in str(e):
+                raise
+            run.end(status="config_conflict", message=(
+                f"neat-python stopped: {e} The run stops with its last checkpoint and champion saved; raise "
+                "pop_size or compatibility_threshold, or lower min_species_size, then start a new run."))
+            return False
+        if self.population.best_genome is not None:
+            self.champion = self.population.best_genome
+        c = self.config
+        if not c.no_fitness_termination and self.champion.fitness is not None and \
+                c.fitness_criterion in ("max", "mean", "min"):
+            fits = [g.fitness for g in self.population.population.values() if g.fitness is not None]
+            crit = {"max": max, "min": min, "mean": np.mean}[c.fitness_criterion]
+            # neat-python returned without reproducing: the generation reached fitness_threshold
+            if fits and len(fits) == len(self.population.population) and crit(fits) >= c.fitness_threshold:
+                run.end(status="finished", message=f"fitness_threshold {c.fitness_threshold} reached")
+                return False
+        return True
+
+    def _evaluate(self, genomes, run) -> None:
+        """Fitness of every genome, played by the worker pool; logs the episodes on the frames axis."""
+        tasks = [(key, genome, self.spec.episodes_per_genome) for key, genome in genomes]
+        by_key = dict(genomes)
+        for key, fitness, eps in self._pool.imap_unordered(_eval_genome, tasks):
+            by_key[key].fitness = fitness
+            self.frames += sum(e["frames"] for e in eps)
+            run.log_episodes(eps, self.frames)
+            run.progress(self.frames)
+            if self.spec.stop_on_success and any(e["success"] for e in eps):
+                self.solved = True
+
+    def _hparams(self) -> dict:
+        c, g = self.config, self.config.genome_config
+        return {"algo": "neat", "config": self.spec.config, "pop_size": c.pop_size, "num_inputs": g.num_inputs,
+                "num_outputs": g.num_outputs, "feed_forward": g.feed_forward, "initial_connection":
+                g.initial_connection, "compatibility_threshold": c.species_set_config.compatibility_threshold,
+                "workers": self.spec.workers or _cores(), "input_scale": self.input_scale,
+                "action_mode": "argmax" if self.discrete else "threshold 0.5"}
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint(self, run, frames: int) -> None:
+        """Atomic checkpoint of the whole evolutionary state plus the champion (a loadable agent)."""
+        def write(folder: Path) -> None:
+            self._save_population(folder / "population.pkl.gz")
+            self.save(folder)
+
+        run.save_checkpoint(frames, write)
+
+    def _save_population(self, path: Path) -> None:
+        p = self.population
+        gc = self.config.genome_config
+
+        def peek(counter):
+            value = next(counter)
+            return value, count(value)
+
+        # Pickling neat-python's counters advances them: read each once and put a fresh one back.
+        next_gid, p.reproduction.genome_indexer = peek(p.reproduction.genome_indexer)
+        next_nid = None
+        if gc.node_indexer is not None:
+            next_nid, gc.node_indexer = peek(gc.node_indexer)
+        next_sid, p.species.indexer = peek(p.species.indexer)
+        reporters, p.species.reporters = p.species.reporters, None  # reporters hold the run: not picklable
+        try:
+            state = {"generation": p.generation, "config": self.config, "population": p.population,
+                     "species": p.species, "python_random": random.getstate(), "numpy_random": np.random.get_state(),
+                     "best_genome": p.best_genome, "champion": self.champion, "ancestors": p.reproduction.ancestors,
+                     "innovation_tracker": p.reproduction.innovation_tracker, "next_genome_key": next_gid,
+                     "next_node_key": next_nid, "next_species_key": next_sid, "frames": self.frames,
+                     "solved": self.solved}
+            with gzip.open(path, "wb", compresslevel=3) as f:
+                pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            p.species.reporters = reporters
+            p.species.indexer = count(next_sid)
+            if next_nid is not None:
+                gc.node_indexer = count(next_nid)
+
+    def _restore(self, path: Path) -> None:
+        try:
+            with gzip.open(path, "rb") as f:
+                d = pickle.load(f)
+        except Exception as e:
+            raise AgentError(f"checkpoint {path.parent} is unreadable ({type(e).__name__}: {e}); delete that "
+                             "folder to resume from the one before it.") from None
+        cfg = d["config"]
+        gc = cfg.genome_config
+        gc.innovation_tracker = d["innovation_tracker"]
+        gc.node_indexer = None if d["next_node_key"] is None else count(d["next_node_key"])
+        pop = neat.Population(cfg, initial_state=(d["population"], d["species"], d["generation"]))
+        pop.reproduction.innovation_tracker = d["innovation_tracker"]
+        pop.reproduction.genome_indexer = count(d["next_genome_key"])
+        pop.reproduction.ancestors = d["ancestors"]
+        pop.species.indexer = count(d["next_species_key"])
+        pop.species.reporters = pop.reporters
+        pop.best_genome = d["best_genome"]
+        random.setstate(d["python_random"])  # last: Population() re-seeds when the config has a seed
+        np.random.set_state(d["numpy_random"])
+        self.config, self.population = cfg, pop
+        self.champion = d["champion"]
+        self.frames = d["frames"]
+        self.solved = d["solved"]
+
+    # ------------------------------------------------------------------ saving and playing
+
+    def save(self, path: Path) -> None:
+        """Write the champion (genome + neat-python config) and ``agent.json`` into ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "champion.pkl").write_bytes(pickle.dumps(self.champion, protocol=pickle.HIGHEST_PROTOCOL))
+        self.config.save(str(path / "neat.cfg"))
+        nodes, conns = self.champion.size()
+        write_agent_file(path, self.algo, seed=self.seed, spec=self.spec.model_dump(mode="json"),
+                         env_spec=self.env_spec.model_dump(mode="json"), discrete=self.discrete,
+                         input_scale=self.input_scale, fitness=self.champion.fitness, champion_key=self.champion.key,
+                         champion_nodes=nodes, champion_connections=conns, frames=self.frames,
+                         generation=self.population.generation if self.population else None)
+
+    @classmethod
+    def load(cls, path: Path, device: str = "auto") -> NEATAgent:
+        """Load a saved champion for playing."""
+        path = Path(path)
+        meta = json.loads((path / "agent.json").read_text())
+        agent = cls(NEATSpec.model_validate(meta["spec"]), EnvSpec.model_validate(meta["env_spec"]), meta["seed"])
+        try:
+            agent.config = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
+                                       neat.DefaultStagnation, str(path / "neat.cfg"))
+            agent.champion = pickle.loads((path / "champion.pkl").read_bytes())
+        except Exception as e:
+            raise AgentError(f"{path} holds an unreadable NEAT champion ({type(e).__name__}: {e}).") from None
+        agent.discrete, agent.input_scale = meta["discrete"], meta["input_scale"]
+        agent.frames = meta.get("frames", 0)
+        return agent
+
+    def policy(self) -> NEATPolicy:
+        """The champion (best genome so far) as a policy."""
+        return NEATPolicy(self.champion, self.config, self.discrete, self.input_scale)
+
+
+def env_spaces(env_spec: EnvSpec) -> tuple[int, str, int, bool]:
+    """(inputs, observation dtype, outputs, discrete) of the wrapped env; the calling process must hold no
+    other emulator (the env is made, read and closed here)."""
+    import gymnasium as gym
+
+    with make_env(env_spec) as env:
+        obs, acts = env.observation_space, env.action_space
+        return int(np.prod(obs.shape)), str(obs.dtype), int(acts.n), isinstance(acts, gym.spaces.Discrete)

@@ -187,8 +187,8 @@ def cmd_train(args) -> int:
         summary = (f"eval progress {last['progress']:.0f}, success {last['success_rate']:.0%}" if last else "no eval")
         console.print(f"{meta['status']}: [bold]{folder}[/] ({meta.get('frames', 0):,} frames, {summary})")
     console.print(f"TensorBoard: [bold].venv/bin/tensorboard --logdir {Path(folders[0]).parent.parent}[/]")
-    return 0 if all(json.loads((Path(f) / "meta.json").read_text())["status"] == "finished" for f in folders) \
-        else 130
+    statuses = [json.loads((Path(f) / "meta.json").read_text())["status"] for f in folders]
+    return 130 if "interrupted" in statuses else 0
 
 
 # --------------------------------------------------------------------------- runs and evaluate

@@ -78,6 +78,9 @@ class Run:
         self.env_spec = spec.env_spec()
         self.budget_frames = spec.budget.frames
         self.stop_requested = False
+        self.end_status: str | None = None
+        self.end_message: str | None = None
+        self._notify: Callable[[str], None] | None = None
         self._progress_cb = progress_cb
         self._writer = None
         self._evaluator: Evaluator | None = None
@@ -295,6 +298,22 @@ class Run:
             self.evaluate(policy, frames)
 
     # ------------------------------------------------------------------ bookkeeping
+
+    def warn(self, message: str) -> None:
+        """A warning for the user: printed by the CLI, kept in meta.json."""
+        self.meta.setdefault("warnings", [])
+        if message not in self.meta["warnings"]:
+            self.meta["warnings"].append(message)
+            self.update_meta()
+        if self._notify:
+            self._notify(message)
+
+    def end(self, status: str, message: str) -> None:
+        """The agent ends the run early for a reason of its own (NEAT: extinction, goal reached)."""
+        self.end_status, self.end_message = status, message
+        self.update_meta(end_message=message)
+        if self._notify:
+            self._notify(message)
 
     def update_meta(self, **changes) -> None:
         """Merge ``changes`` into meta.json (atomically)."""

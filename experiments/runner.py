@@ -42,6 +42,7 @@ def stop_on_signals(run: Run, notify: Callable[[str], None] | None = None):
 def execute(run: Run, notify: Callable[[str], None] | None = None) -> str:
     """Learn to the run's budget (resuming from its checkpoint); save ``final/``; return the end status."""
     agent = agents.create(run.spec.agent, run.env_spec, run.seed)
+    run._notify = notify
     status, error = "failed", None
     try:
         with stop_on_signals(run, notify):
@@ -50,7 +51,7 @@ def execute(run: Run, notify: Callable[[str], None] | None = None) -> str:
             status = "interrupted"
         else:
             run.save_final(agent)
-            status = "finished"
+            status = run.end_status or "finished"
         return status
     except KeyboardInterrupt:
         status = "interrupted"

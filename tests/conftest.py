@@ -6,6 +6,7 @@ anything needing two at once uses worker processes.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -38,3 +39,23 @@ def smb_spec(**kw):
     base = dict(game="SuperMarioBros-Nes", state="Level1-1", profile="smb", actions="right_only")
     base.update(kw)
     return EnvSpec(**base)
+
+
+def one_run(runs: Path) -> Path:
+    """The single run folder under a runs dir."""
+    (run,) = [p.parent for p in runs.glob("*/*/meta.json")]
+    return run
+
+
+def meta(run: Path) -> dict:
+    """A run's meta.json."""
+    return json.loads((run / "meta.json").read_text())
+
+
+def tb_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of a scalar as TensorBoard shows it (purged events dropped)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import meta, one_run, tb_scalars
 
 import agents.base as agents
 from experiments.cli import main
@@ -41,24 +42,6 @@ def write_experiment(tmp_path: Path, algo: str, frames: int, **extra) -> Path:
     path = tmp_path / f"{algo}.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-def one_run(runs: Path) -> Path:
-    (run,) = [p.parent for p in runs.glob("*/*/meta.json")]
-    return run
-
-
-def tb_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
-    """(step, value) of a scalar as TensorBoard shows it (purged events dropped)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    return [(e.step, e.value) for e in acc.Scalars(tag)]
-
-
-def meta(run: Path) -> dict:
-    return json.loads((run / "meta.json").read_text())
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "ppo_lstm", "a2c_lstm"])

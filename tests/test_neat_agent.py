@@ -1,0 +1,113 @@
+"""NEAT: two small generations on SMB with 2 workers, checkpoint, resume, champion evaluation;
+the tutorial's config; extinction keeps the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import neat
+import pytest
+import yaml
+from conftest import meta, one_run, tb_scalars
+
+import agents.base as agents
+from agents.base import AgentError
+from agents.neat_config import NEAT_DIR, load_neat_config
+from experiments.cli import main
+
+
+def write_experiment(tmp_path: Path, generations: int, config: str = "smb", **agent) -> Path:
+    data = {
+        "name": "tiny_neat", "game": "SuperMarioBros-Nes", "state": "Level1-1", "profile": "smb",
+        "env": {"actions": "right_only", "obs": "tiles", "frame_stack": 1, "stuck_frames": 120},
+        "agent": {"algo": "neat", "config": config, "pop_size": 6, "workers": 2, **agent},
+        "budget": {"frames": 10_000_000, "generations": generations}, "seeds": [3],
+        "eval": {"every_frames": 1, "episodes": 1},
+    }
+    path = tmp_path / "neat.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", str(write_experiment(tmp_path, 2)), "--runs-dir", str(runs)]) == 0
+    run = one_run(runs)
+    first = meta(run)
+    assert first["status"] == "finished" and first["frames"] > 0
+    assert [v for _, v in tb_scalars(run, "neat/generation")] == [0.0, 1.0]
+    gen_frames = [s for s, _ in tb_scalars(run, "neat/generation")]
+    assert (run / "neat.cfg").is_file() and (run / "final" / "champion.pkl").is_file()
+    ckpt = sorted((run / "checkpoints").iterdir())[-1]
+    assert (ckpt / "population.pkl.gz").is_file()
+    assert json.loads((ckpt / "checkpoint.json").read_text())["frames"] == first["frames"]
+    resolved = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
+                           neat.DefaultStagnation, str(run / "neat.cfg"))
+    assert resolved.pop_size == 6 and resolved.genome_config.num_inputs == 13 * 16
+    assert resolved.genome_config.num_outputs == 5
+
+    assert main(["train", "--resume", str(run), "--set", "budget.generations=4"]) == 0
+    second = meta(run)
+    assert second["status"] == "finished" and second["resumes"] == 1 and second["frames"] > first["frames"]
+    gens = tb_scalars(run, "neat/generation")
+    assert [v for _, v in gens] == [0.0, 1.0, 2.0, 3.0]  # the generation counter continues
+    steps = [s for s, _ in gens]
+    assert steps[:2] == gen_frames and steps == sorted(steps)  # and the frames axis does too
+    for tag in ("neat/best_fitness", "neat/species", "neat/champion_connections", "train/episode_progress"):
+        assert tb_scalars(run, tag), tag
+    evals = [s for s, _ in tb_scalars(run, "eval/progress")]
+    assert evals[0] == 0 and evals == sorted(set(evals)) and evals[-1] == second["frames"]
+    capsys.readouterr()
+
+    # the champion is served through the common interface, like any SB3 model
+    agent = agents.load(run / "final")
+    assert agent.algo == "neat" and agent.champion.fitness is not None
+    assert main(["evaluate", str(run), "--episodes", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["algo"] == "neat" and len(report["episodes"]) == 1
+    # deterministic env and network: evaluation replays the champion's training episode
+    assert report["episodes"][0]["return"] == pytest.approx(agent.champion.fitness)
+
+
+def test_tutorial_config_loads_with_one_warning():
+    raw = NEAT_DIR / "tutorial.cfg"
+    with pytest.raises(RuntimeError, match="no_fitness_termination"):
+        neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet, neat.DefaultStagnation,
+                    str(raw))
+    config, warnings = load_neat_config("tutorial", 840, 9)
+    filled = [w for w in warnings if "filled keys" in w]
+    assert len(filled) == 1
+    assert "[NEAT] no_fitness_termination = False" in filled[0]
+    assert "[DefaultGenome] single_structural_mutation = False" in filled[0]
+    assert config.genome_config.single_structural_mutation is False  # not the truthy string 'false'
+    assert (config.pop_size, config.genome_config.num_inputs, config.genome_config.num_outputs) == (30, 840, 9)
+    assert any("1120/12 replaced by 840/9" in w for w in warnings)
+
+
+def test_unknown_genome_key_is_an_error_not_silence(tmp_path):
+    cfg = tmp_path / "typo.cfg"
+    cfg.write_text((NEAT_DIR / "smb.cfg").read_text().replace("conn_add_prob", "conn_add_prb"))
+    with pytest.raises(AgentError, match=r"unknown keys: conn_add_prb \(did you mean conn_add_prob\?\)"):
+        load_neat_config(str(cfg), 10, 3)
+    with pytest.raises(AgentError, match="NEAT config 'nope' not found"):
+        load_neat_config("nope", 10, 3)
+
+
+def test_extinction_without_reset_keeps_checkpoint_and_champion(tmp_path):
+    cfg = tmp_path / "extinct.cfg"
+    text = (NEAT_DIR / "smb.cfg").read_text()
+    for old, new in (("reset_on_extinction   = True", "reset_on_extinction   = False"),
+                     ("max_stagnation       = 20", "max_stagnation       = 1"),
+                     ("species_elitism      = 2", "species_elitism      = 0")):
+        assert old in text
+        text = text.replace(old, new)
+    cfg.write_text(text)
+    runs = tmp_path / "runs"
+    assert main(["train", str(write_experiment(tmp_path, 12, config=str(cfg))), "--runs-dir", str(runs)]) == 0
+    run = one_run(runs)
+    m = meta(run)
+    assert m["status"] == "extinct" and "every species went extinct" in m["end_message"]
+    assert (run / "final" / "champion.pkl").is_file()
+    assert sorted((run / "checkpoints").iterdir())
+    assert agents.load(run / "final").champion.fitness is not None
