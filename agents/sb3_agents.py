@@ -118,6 +118,19 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def cnn_policy_kwargs(user: dict) -> dict:
+    """Policy kwargs for pixel policies: the channels-last Nature CNN, with SB3's NatureCNN heads.
+
+    SB3 gives any features extractor other than ``NatureCNN`` itself two 64-unit tanh layers per head
+    (``net_arch`` defaults to ``[]`` only for NatureCNN), so the drop-in must say ``net_arch=[]`` to keep
+    the architecture of ``CnnPolicy``. User settings win.
+    """
+    out = {"features_extractor_class": ChannelsLastNatureCNN}
+    if "features_extractor_class" not in user:
+        out["net_arch"] = []
+    return {**out, **user}
+
+
 class SB3Agent:
     """An SB3 model behind the agent interface. Subclasses name the algorithm and its model class."""
 
@@ -148,7 +161,7 @@ class SB3Agent:
     def _new_model(self, venv):
         kw = self.spec.hyperparams.to_sb3()
         if self.spec.policy == "cnn":
-            kw["policy_kwargs"] = {"features_extractor_class": ChannelsLastNatureCNN, **kw["policy_kwargs"]}
+            kw["policy_kwargs"] = cnn_policy_kwargs(kw["policy_kwargs"])
         return self.model_class()(self.policy_name(), venv, seed=self.seed, device=self.spec.device, verbose=0, **kw)
 
     def learn(self, budget_frames: int, run) -> None:

@@ -363,37 +363,3 @@ def test_load_without_env_reset_continues(tmp_path, n_envs_after):
     loaded.learn(5 * n_envs_after, reset_num_timesteps=False)
     assert loaded.num_timesteps == 10 + 5 * n_envs_after
 
-
-def test_channels_last_nature_cnn_matches_nature_cnn_and_trains_in_sb3():
-    import gymnasium as gym
-    import torch
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.torch_layers import NatureCNN
-
-    from agents.networks import ChannelsLastNatureCNN
-
-    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
-    torch.manual_seed(0)
-    ref = NatureCNN(space)
-    fast = ChannelsLastNatureCNN(space)
-    fast.load_state_dict(ref.state_dict())
-    x = torch.rand(3, 4, 84, 84)
-    assert torch.allclose(ref(x), fast(x), atol=1e-5)
-    assert fast.cnn[0].weight.is_contiguous(memory_format=torch.channels_last)
-    assert list(ref.state_dict()) == list(fast.state_dict())
-
-    class Frames(gym.Env):
-        observation_space = space
-        action_space = gym.spaces.Discrete(3)
-
-        def reset(self, *, seed=None, options=None):
-            return self.observation_space.sample(), {}
-
-        def step(self, action):
-            return self.observation_space.sample(), float(action == 1), False, False, {}
-
-    model = PPO("CnnPolicy", Frames(), n_steps=16, batch_size=8, n_epochs=1, device="cpu", seed=0,
-                policy_kwargs={"features_extractor_class": ChannelsLastNatureCNN})
-    before = [p.detach().clone() for p in model.policy.parameters()]
-    model.learn(32)
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
