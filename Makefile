@@ -19,7 +19,7 @@ install: $(STAMP)
 	@$(VENV)/bin/retrodojo roms bundled
 
 demo: install
-	$(VENV)/bin/retrodojo play SuperMarioBros-Nes --state Level1-1 --profile smb --actions right_only --frames 4000
+	$(VENV)/bin/retrodojo demo --minutes 5
 
 test: install
 	$(VENV)/bin/pytest -q

@@ -157,7 +157,7 @@ class TensorBoardReporter(neat.reporting.BaseReporter):
             "neat/best_fitness": max(fits), "neat/mean_fitness": float(np.mean(fits)),
             "neat/species": len(species.species), "neat/champion_nodes": nodes, "neat/champion_connections": conns,
             "neat/generation": self.agent.population.generation,
-            "neat/generation_seconds": time.perf_counter() - self._t0,
+            "neat/evaluation_seconds": time.perf_counter() - self._t0,
         }
         for tag, value in scalars.items():
             self.run.scalar(tag, float(value), frames)
@@ -226,13 +226,17 @@ class NEATAgent:
         with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
             self._pool = pool
             run.started(self.frames, self.policy())
-            while (self.frames < budget_frames and not run.stop_requested and not self.solved
+            while (self.frames < budget_frames and not run.should_stop() and not self.solved
                    and (generations is None or self.population.generation < generations)):
+                t0 = time.perf_counter()
                 if not self._generation(run):
                     break
                 if run.eval_due(self.frames):
                     run.evaluate(self.policy(), self.frames)
+                    t0 += run.last_eval_seconds  # the eval schedule is not the generation's cost
                 self.checkpoint(run, self.frames)
+                # a whole generation: evaluation, reproduction, speciation and the checkpoint
+                run.scalar("neat/generation_seconds", time.perf_counter() - t0, self.frames)
             self._pool = None
         if not run.stop_requested:
             run.final_eval(self.policy(), self.frames)

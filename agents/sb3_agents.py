@@ -385,4 +385,4 @@ class _RunCallback(BaseCallback):
         if self.run.checkpoint_due(frames):
             self.agent.checkpoint(self.run, frames)
         self.run.progress(frames)
-        return not self.run.stop_requested
+        return not self.run.should_stop()

@@ -9,6 +9,7 @@
     retrodojo runs [DIR]              the runs: experiment, algo, seed, frames, last eval, status
     retrodojo evaluate RUN_DIR [--episodes N] [--json] [--video]
     retrodojo compare RUN_OR_DIR... [--plot PNG] [--json]
+    retrodojo demo [--minutes 5]      NEAT on SMB 1-1 for a few minutes, then the champion on video
 """
 
 from __future__ import annotations
@@ -292,6 +293,72 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- compare
+
+
+def cmd_compare(args) -> int:
+    """A metric of runs grouped by experiment and algo, at one frame count; curves as a PNG."""
+    from experiments.compare import compare, plot
+    from experiments.errors import UserError
+
+    result = compare(args.paths, metric=args.metric, at=args.at)
+    if not result["groups"]:
+        raise UserError(f"no runs under {', '.join(args.paths)} (run folders hold meta.json and config.yaml)")
+    if args.plot:
+        plot(result, args.plot, args.title)
+    groups = [{k: v for k, v in g.items()} for g in result["groups"]]
+    if args.json:
+        print(json.dumps({"metric": result["metric"], "at_frames": result["at_frames"], "groups": groups,
+                          "plot": args.plot}, indent=2))
+        return 0
+    table = Table(title=f"{result['metric']} at {result['at_frames']:,.0f} frames")
+    for col in ("experiment", "algo", "seeds", "mean", "std", "per seed", "best ever", "first success (frames)"):
+        table.add_column(col)
+    for g in groups:
+        fs = ", ".join(f"{f['frames']:,}" if f else "-" for f in g["first_success"])
+        table.add_row(g["experiment"], g["algo"], str(g["runs"]), _fmt(g["mean"]), _fmt(g["std"]),
+                      ", ".join(_fmt(v) for v in g["values"]), _fmt(g["best"]), fs)
+    console.print(table)
+    if args.plot:
+        console.print(f"curves: [bold]{args.plot}[/]")
+    return 0
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:,.2f}" if abs(v) < 10 else f"{v:,.0f}"
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args) -> int:
+    """The main job: NEAT learns SMB 1-1 for a few minutes; the champion plays on video."""
+    from experiments import runner
+    from experiments.spec import load_spec
+
+    console.print(f"[bold]retrodojo demo[/]: NEAT learns Super Mario Bros 1-1 for {args.minutes:g} minutes on this "
+                  f"machine ({args.config}), then its champion plays on video.")
+    spec = load_spec(args.config, [f"budget.minutes={args.minutes}"])
+    bar = _Bar()
+    try:
+        (folder,) = runner.train(spec, runs_dir=args.runs_dir, seeds=[args.seed], on_run=bar.start_run,
+                                 progress_cb=bar.update, notify=lambda m: err_console.print(f"[yellow]{m}[/]"))
+    finally:
+        bar.stop()
+    meta = json.loads((folder / "meta.json").read_text())
+    first = meta.get("first_success")
+    console.print(f"{meta['status']} after {meta['frames']:,} frames, {meta.get('train_seconds', 0) / 60:.1f} min"
+                  + (f"; first reached the flag after {first['frames']:,} frames ({first['seconds'] / 60:.1f} min)"
+                     if first else "; the flag not reached yet (resume to continue: "
+                     f"retrodojo train --resume {folder} --set budget.minutes=60)"))
+    eval_args = argparse.Namespace(run=str(folder), episodes=1, json=False, video="auto", stochastic=False,
+                                   device="auto")
+    cmd_evaluate(eval_args)
+    console.print(f"run folder: [bold]{folder}[/]")
+    console.print(f"curves: [bold].venv/bin/tensorboard --logdir {args.runs_dir}[/] (or `make tensorboard`)")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -350,6 +417,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy ones")
     ev.add_argument("--device", default="auto")
     ev.set_defaults(func=cmd_evaluate)
+
+    cmp = sub.add_parser("compare", help="compare runs on one metric at one frame count; curves as a PNG")
+    cmp.add_argument("paths", nargs="+", help="run folders, or folders holding runs")
+    cmp.add_argument("--metric", default="eval/progress", help="eval/progress, eval/return, eval/success_rate "
+                                                               "or any TensorBoard tag")
+    cmp.add_argument("--at", type=float, default=None, help="frame count (default: the shortest run's end)")
+    cmp.add_argument("--plot", default=None, help="write the curves to this PNG")
+    cmp.add_argument("--title", default=None)
+    cmp.add_argument("--json", action="store_true")
+    cmp.set_defaults(func=cmd_compare)
+
+    demo = sub.add_parser("demo", help="NEAT on SMB 1-1 for a few minutes, then its champion on video")
+    demo.add_argument("--minutes", type=float, default=5.0)
+    demo.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "configs" / "experiments"
+                                              / "smb_neat.yaml"))
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--runs-dir", default="runs")
+    demo.set_defaults(func=cmd_demo)
     return p
 
 

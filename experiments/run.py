@@ -7,8 +7,8 @@ step is emulator frames), ``checkpoints/`` (atomic: written to a temp folder, th
 
 Agents talk to the run through a small duck-typed surface (no import of this module):
 ``scalar``, ``hyperparameters``, ``log_episodes``, ``progress``, ``checkpoint_due``, ``save_checkpoint``,
-``latest_checkpoint``, ``resumes``, ``eval_due``, ``evaluate``, ``started``, ``final_eval``,
-``stop_requested``, ``dir``.
+``latest_checkpoint``, ``resumes``, ``eval_due``, ``evaluate``, ``started``, ``final_eval``, ``warn``,
+``end``, ``should_stop``, ``stop_requested``, ``spec``, ``dir``.
 """
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ class Run:
         self._t_last = self._t0
         self._frames_last = self.start_frames
         self.frames = self.start_frames
+        self.seconds_before = float(info.get("train_seconds", 0.0))  # training time of earlier invocations
+        self.last_eval_seconds = 0.0
 
     # ------------------------------------------------------------------ creation
 
@@ -179,12 +181,29 @@ class Run:
     def log_episodes(self, episodes: list[dict], frames: int) -> None:
         """``train/episode_*`` and ``reward/<term>`` for episodes that ended while learning."""
         for ep in episodes:
+            if ep["success"] and "first_success" not in self.meta:
+                self.update_meta(first_success={"frames": frames, "seconds": round(self.train_seconds(), 1)})
             self.scalar("train/episode_return", ep["r"], frames)
             self.scalar("train/episode_progress", ep["progress"], frames)
             self.scalar("train/episode_frames", ep["frames"], frames)
             self.scalar("train/episode_success", float(ep["success"]), frames)
             for term, value in ep.get("terms", {}).items():
                 self.scalar(f"reward/{term}", value, frames)
+
+    def train_seconds(self) -> float:
+        """Training time so far, summed over resumes."""
+        return self.seconds_before + time.perf_counter() - self._t0
+
+    def time_up(self) -> bool:
+        """Whether ``budget.minutes`` of training time have passed."""
+        minutes = self.spec.budget.minutes
+        return minutes is not None and self.train_seconds() >= minutes * 60
+
+    def should_stop(self) -> bool:
+        """A stop was requested (signal) or the time budget ran out."""
+        if self.time_up() and self.end_status is None:
+            self.end_status, self.end_message = "finished", f"time budget of {self.spec.budget.minutes} min reached"
+        return self.stop_requested or self.time_up()
 
     def progress(self, frames: int, **info) -> None:
         """Note progress; every ~2 s write ``time/fps`` and ``time/elapsed_s`` and update the progress bar."""
@@ -195,7 +214,7 @@ class Run:
         fps = (frames - self._frames_last) / max(now - self._t_last, 1e-9)
         self._t_last, self._frames_last = now, frames
         self.scalar("time/fps", fps, frames)
-        self.scalar("time/elapsed_s", now - self._t0, frames)
+        self.scalar("time/elapsed_s", self.train_seconds(), frames)
         if self._progress_cb:
             self._progress_cb(frames, {"fps": fps, "last_eval": self.last_eval, **info})
 
@@ -214,8 +233,8 @@ class Run:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         write(tmp)
-        _write_json_atomic(tmp / CHECKPOINT_FILE, {"frames": frames, "time": time.time(),
-                                                   "last_eval": self.last_eval})
+        _write_json_atomic(tmp / CHECKPOINT_FILE, {"frames": frames, "time": time.time(), "last_eval": self.last_eval,
+                                                   "train_seconds": self.train_seconds()})
         if final.exists():  # the same frame count twice (a stop right after a checkpoint): keep the new one
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -266,6 +285,7 @@ class Run:
         with open(self.dir / "eval" / "history.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         self._last_eval = frames
+        self.last_eval_seconds = time.perf_counter() - t0
         self.last_eval = {"frames": frames, **mean}
         self.update_meta(last_eval=self.last_eval)
         if self._progress_cb:
@@ -334,6 +354,7 @@ class Run:
     def close(self, status: str, error: str | None = None) -> None:
         """Record the end state and release the writer and the eval env."""
         self.update_meta(status=status, frames=max(self.frames, self.meta.get("frames", 0)),
+                         train_seconds=round(self.train_seconds(), 1),
                          finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **({"error": error} if error else {}))
         if self._evaluator is not None:
             self._evaluator.close()

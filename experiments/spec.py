@@ -63,6 +63,8 @@ class Budget(_Strict):
 
     frames: int = Field(gt=0, description="Emulator frames to train for: the common axis of every run.")
     generations: int | None = Field(default=None, gt=0, description="NEAT only: also stop after this many.")
+    minutes: float | None = Field(default=None, gt=0, description="Also stop after this much training time "
+                                                                   "(summed over resumes).")
 
 
 class EvalSpec(_Strict):

@@ -1,0 +1,99 @@
+"""NEAT speed with the original tutorial's settings: seconds per generation and network activations/s.
+
+The tutorial evolved Mario with neat-python at 165 s per generation of 30 genomes. Here the same NEAT
+config (configs/neat/tutorial.cfg: population 30, recurrent networks, ~5,000 initial connections, seven
+aggregation functions) plays SMB 1-1 through retrodojo: grayscale at 1/8 size (28x30 = 840 inputs, as the
+tutorial fed it), raw buttons (one output each, pressed above 0.5), an end after 250 frames without
+progress (the tutorial's stuck counter), 2 worker processes. A generation's time covers evaluation,
+reproduction, speciation and the checkpoint; the first generation (worker start-up) is left out.
+
+Activation: the compiled numpy network against neat-python's RecurrentNetwork on a tutorial genome
+(840 inputs, 12 outputs as the tutorial's config, ~5,000 connections). Usage:
+    python benchmarks/neat_generation.py [--generations N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _proc import run_isolated  # noqa: E402
+
+TUTORIAL_SECONDS = 165.0
+
+
+def experiment(generations: int) -> dict:
+    """The experiment mapping: tutorial NEAT settings on SMB 1-1."""
+    return {
+        "name": "neat_tutorial_bench", "game": "SuperMarioBros-Nes", "state": "Level1-1", "profile": "smb",
+        "env": {"frame_skip": 4, "obs": "pixels", "resize": [28, 30], "grayscale": True, "frame_stack": 1,
+                "stuck_frames": 250, "actions": "buttons"},
+        "agent": {"algo": "neat", "config": "tutorial", "workers": 2},
+        "budget": {"frames": 10**9, "generations": generations}, "seeds": [1],
+        "eval": {"every_frames": 10**9, "episodes": 1},
+    }
+
+
+def _generations(generations: int, q) -> None:
+    from _tb import tb_values
+
+    from experiments import runner
+    from experiments.spec import validate_spec
+
+    spec = validate_spec(experiment(generations), "neat_generation.py")
+    with tempfile.TemporaryDirectory() as tmp:
+        (folder,) = runner.train(spec, runs_dir=tmp)
+        q.put({"seconds": tb_values(folder, "neat/generation_seconds"),
+               "frames": tb_values(folder, "neat/generation"), "connections":
+               tb_values(folder, "neat/champion_connections")})
+
+
+def _activation(q) -> None:
+    import neat
+
+    from agents.neat_config import load_neat_config
+    from agents.neat_network import benchmark_activation
+
+    config, _ = load_neat_config("tutorial", 840, 12)
+    config.genome_config.innovation_tracker = neat.InnovationTracker()
+    genome = config.genome_type(1)
+    genome.configure_new(config.genome_config)
+    q.put(benchmark_activation(genome, config, n=2000))
+
+
+def main() -> None:
+    """Measure and print (or --json)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--generations", type=int, default=6, help="generations to run (the first is left out)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    gens = run_isolated(_generations, args.generations)
+    act = run_isolated(_activation)
+    secs = gens["seconds"][1:] or gens["seconds"]
+    out = {
+        "game": "SuperMarioBros-Nes", "state": "Level1-1", "config": "configs/neat/tutorial.cfg", "pop_size": 30,
+        "inputs": 840, "workers": 2, "generation_seconds": [round(s, 2) for s in gens["seconds"]],
+        "seconds_per_generation": round(statistics.median(secs), 2),
+        "speedup_vs_tutorial": round(TUTORIAL_SECONDS / statistics.median(secs), 1),
+        "activation": {k: (round(v, 1) if isinstance(v, float) else v) for k, v in act.items()},
+        "activation_speedup": round(act["speedup"], 1),
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"NEAT, tutorial settings, SMB 1-1, population 30, 840 inputs, 2 workers: "
+          f"{out['seconds_per_generation']:.1f} s per generation (median of {len(secs)}; the tutorial: "
+          f"{TUTORIAL_SECONDS:.0f} s, {out['speedup_vs_tutorial']:.0f}x)")
+    print(f"  generations: {', '.join(f'{s:.1f}' for s in gens['seconds'])} s")
+    a = out["activation"]
+    print(f"activation, {a['num_connections']} connections, {a['num_nodes']} nodes: compiled "
+          f"{a['compiled_per_s']:,.0f}/s, neat-python {a['neat_per_s']:,.0f}/s: {out['activation_speedup']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
