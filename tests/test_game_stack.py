@@ -197,3 +197,13 @@ def test_vectorized_builder_with_two_workers():
         assert venv.env_method("get_wrapper_attr", "labels")[1][4] == "RIGHT+A+B"
     finally:
         venv.close()
+
+
+def test_play_command_films_random_play(tmp_path, capsys):
+    from experiments.cli import main
+
+    video = tmp_path / "play.mp4"
+    assert main(["play", "SuperMarioBros-Nes", "--state", "Level1-1", "--profile", "smb", "--actions",
+                 "right_only", "--frames", "400", "--video", str(video)]) == 0
+    assert video.stat().st_size > 10_000 and video.read_bytes()[4:8] == b"ftyp"
+    assert "played 400 frames" in " ".join(capsys.readouterr().out.split())

@@ -84,6 +84,13 @@ def test_train_checkpoint_resume_evaluate(tmp_path, algo, capsys):
     (row,) = json.loads(capsys.readouterr().out)
     assert row["algo"] == algo and row["status"] == "finished" and row["frames"] == second["frames"]
 
+    plot = tmp_path / "curves.png"
+    assert main(["compare", str(runs), "--json", "--plot", str(plot), "--at", "2048"]) == 0
+    (group,) = json.loads(capsys.readouterr().out)["groups"]
+    history = {h["frames"]: h["progress"] for h in map(json.loads, (run / "eval" / "history.jsonl").open())}
+    assert group["algo"] == algo and group["values"] == [history[2048]]
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
 
 def test_resume_cannot_change_other_keys_and_corrupt_checkpoint_is_explained(tmp_path, capsys):
     runs = tmp_path / "runs"
