@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch as th
@@ -47,8 +47,6 @@ __all__ = [
     "a2c_update_kwargs",
 ]
 
-SelfRecurrentA2C = TypeVar("SelfRecurrentA2C", bound="RecurrentA2C")
-SelfPPOWithA2CUpdate = TypeVar("SelfPPOWithA2CUpdate", bound="PPOWithA2CUpdate")
 
 _LSTM_STATE_FIELDS = ("hidden_states_pi", "cell_states_pi", "hidden_states_vf", "cell_states_vf")
 _FLAT_FIELDS = ("actions", "values", "log_probs", "advantages", "returns", "episode_starts", *_LSTM_STATE_FIELDS)
@@ -156,7 +154,30 @@ class SequentialRecurrentDictRolloutBuffer(_SequentialGetMixin, RecurrentDictRol
     """``RecurrentDictRolloutBuffer`` whose full-batch ``get`` keeps the rollout in order (see the mixin)."""
 
 
-class RecurrentA2C(RecurrentPPO):
+class _A2CLearnDefaults:
+    """A2C's ``learn`` defaults (log every 100 rollouts, its own TensorBoard name) for the two A2C classes."""
+
+    def learn(self, total_timesteps: int, callback: MaybeCallback = None, log_interval: int = 100,
+              tb_log_name: str | None = None, reset_num_timesteps: bool = True, progress_bar: bool = False):
+        """Train for ``total_timesteps`` env steps (added to ``num_timesteps`` when not resetting).
+
+        Args:
+            total_timesteps: Env steps to collect.
+            callback: Callback(s) called at every step.
+            log_interval: Log every this many rollouts.
+            tb_log_name: TensorBoard run name (default: the class name).
+            reset_num_timesteps: False to continue the step counter, e.g. after ``load``.
+            progress_bar: Show a progress bar.
+
+        Returns:
+            The trained model.
+        """
+        return super().learn(total_timesteps=total_timesteps, callback=callback, log_interval=log_interval,
+                             tb_log_name=tb_log_name or type(self).__name__,
+                             reset_num_timesteps=reset_num_timesteps, progress_bar=progress_bar)
+
+
+class RecurrentA2C(_A2CLearnDefaults, RecurrentPPO):
     """A2C with an LSTM policy (``MlpLstmPolicy``, ``CnnLstmPolicy``, ``MultiInputLstmPolicy``).
 
     A2C with an LSTM is in neither stable-baselines3 nor sb3-contrib. This is sb3-contrib's ``RecurrentPPO`` with
@@ -275,39 +296,8 @@ class RecurrentA2C(RecurrentPPO):
             else:
                 self._last_episode_starts = np.ones((self.n_envs,), dtype=bool)
 
-    def learn(
-        self: SelfRecurrentA2C,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 100,
-        tb_log_name: str = "RecurrentA2C",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfRecurrentA2C:
-        """Train for ``total_timesteps`` env steps (A2C's logging defaults).
 
-        Args:
-            total_timesteps: Env steps to collect (added to ``num_timesteps`` when not resetting).
-            callback: Callback(s) called at every step.
-            log_interval: Log every this many rollouts.
-            tb_log_name: Tensorboard run name.
-            reset_num_timesteps: False to continue the step counter, e.g. after ``load``.
-            progress_bar: Show a progress bar.
-
-        Returns:
-            The trained model.
-        """
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )
-
-
-class PPOWithA2CUpdate(PPO):
+class PPOWithA2CUpdate(_A2CLearnDefaults, PPO):
     """Non-recurrent twin of :class:`RecurrentA2C`: SB3's ``PPO`` with A2C's update.
 
     Same constructor (A2C's arguments and defaults) and same mapping (``a2c_update_kwargs``); it exists so that the
@@ -398,34 +388,3 @@ class PPOWithA2CUpdate(PPO):
         # As in RecurrentA2C: the batch is the whole rollout of the env actually in use.
         self.batch_size = self.n_steps * self.n_envs
         super()._setup_model()
-
-    def learn(
-        self: SelfPPOWithA2CUpdate,
-        total_timesteps: int,
-        callback: MaybeCallback = None,
-        log_interval: int = 100,
-        tb_log_name: str = "PPOWithA2CUpdate",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-    ) -> SelfPPOWithA2CUpdate:
-        """Train for ``total_timesteps`` env steps (A2C's logging defaults).
-
-        Args:
-            total_timesteps: Env steps to collect (added to ``num_timesteps`` when not resetting).
-            callback: Callback(s) called at every step.
-            log_interval: Log every this many rollouts.
-            tb_log_name: Tensorboard run name.
-            reset_num_timesteps: False to continue the step counter, e.g. after ``load``.
-            progress_bar: Show a progress bar.
-
-        Returns:
-            The trained model.
-        """
-        return super().learn(
-            total_timesteps=total_timesteps,
-            callback=callback,
-            log_interval=log_interval,
-            tb_log_name=tb_log_name,
-            reset_num_timesteps=reset_num_timesteps,
-            progress_bar=progress_bar,
-        )

@@ -62,32 +62,38 @@ class _Slots:
             setattr(self, name, np.ndarray(shape, dtype, buffer=buf, offset=offset))
 
 
-def _acquire(sem, spin_s: float, parent: int) -> None:
-    """Acquire, spinning up to ``spin_s`` first (cheaper than an idle-vCPU wake-up).
+def _acquire(sem, spin_s: float, on_timeout) -> None:
+    """Acquire ``sem``, spinning up to ``spin_s`` first (cheaper than an idle-vCPU wake-up).
 
-    Exits the process when its parent died (a SIGKILLed trainer must not leave emulators behind).
+    While blocked, ``on_timeout()`` runs every second: it raises or exits when the other side died, so a
+    killed process never leaves its partner waiting forever.
     """
     if spin_s:
         end = time.perf_counter() + spin_s
         while time.perf_counter() < end:
             if sem.acquire(False):
                 return
-    while not sem.acquire(timeout=2.0):
+    while not sem.acquire(timeout=1.0):
+        on_timeout()
+
+
+def _exit_if_orphaned(parent: int):
+    """Worker side: exit when the trainer died (a SIGKILLed trainer must not leave emulators behind)."""
+    def check() -> None:
         if os.getppid() != parent:
             os._exit(0)
 
+    return check
 
-def _acquire_until_alive(sem, spin_s: float, processes) -> None:
-    """Acquire ``sem`` like :func:`_acquire`, but raise instead of hanging when a worker died."""
-    if spin_s:
-        end = time.perf_counter() + spin_s
-        while time.perf_counter() < end:
-            if sem.acquire(False):
-                return
-    while not sem.acquire(timeout=1.0):
+
+def _raise_if_dead(processes):
+    """Trainer side: raise when a worker died, instead of waiting for it forever."""
+    def check() -> None:
         dead = [p for p in processes if not p.is_alive()]
         if dead:
             raise RuntimeError(f"an env worker died (exit code {dead[0].exitcode}); see its error above")
+
+    return check
 
 
 def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrapper, go, done,
@@ -97,7 +103,7 @@ def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrappe
 
     # Ctrl-C goes to the whole process group: only the main process decides when to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = os.getppid()
+    orphaned = _exit_if_orphaned(os.getppid())
     parent_remote.close()
     shm = slots = env = None
     try:
@@ -109,7 +115,7 @@ def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrappe
         slots = _Slots(shm.buf, *layout)
         discrete = isinstance(env.action_space, gym.spaces.Discrete)
         while True:
-            _acquire(go, spin_s, parent)
+            _acquire(go, spin_s, orphaned)
             if slots.cmd[index] == _STEP:
                 try:
                     action = int(slots.act[index]) if discrete else slots.act[index].copy()
@@ -250,7 +256,7 @@ class RetroVecEnv(VecEnv):
 
     def _wait_done(self, count: int) -> None:
         for _ in range(count):
-            _acquire_until_alive(self._done, self._spin_s, self.processes)
+            _acquire(self._done, self._spin_s, _raise_if_dead(self.processes))
 
     # ------------------------------------------------------------------ VecEnv API
 
