@@ -52,6 +52,9 @@ class NEATSpec(BaseModel):
                                                                         "pixels, 1 for tiles).")
     stop_on_success: bool = Field(default=True, description="End the run when a genome reaches the goal.")
     pop_size: int | None = Field(default=None, ge=2, description="Overrides the config file's pop_size.")
+    target_species: int | None = Field(
+        default=None, ge=1, description="Steer compatibility_threshold each generation (3% steps) towards "
+                                        "this many species (+-2); None keeps the config's fixed threshold.")
 
 
 def _cores() -> int:
@@ -260,6 +263,7 @@ class NEATAgent:
             return False
         if self.population.best_genome is not None:
             self.champion = self.population.best_genome
+        self._steer_species(run)
         c = self.config
         if not c.no_fitness_termination and self.champion.fitness is not None and \
                 c.fitness_criterion in ("max", "mean", "min"):
@@ -270,6 +274,25 @@ class NEATAgent:
                 run.end(status="finished", message=f"fitness_threshold {c.fitness_threshold} reached")
                 return False
         return True
+
+    def _steer_species(self, run) -> None:
+        """Move the compatibility threshold towards ``target_species`` species.
+
+        A fixed threshold has a narrow useful band (one species, or one per genome, which neat-python 2.0
+        turns into a "Configuration conflict" once species x min_species_size exceeds pop_size). Species
+        answer a new threshold only over generations, so the steps are small and a band around the target
+        is left alone: bigger steps made the count swing between 2 and 13.
+        """
+        target = self.spec.target_species
+        if target is None:
+            return
+        ss = self.config.species_set_config
+        n = len(self.population.species.species)
+        if n < target - 2:
+            ss.compatibility_threshold = max(0.3, ss.compatibility_threshold / 1.03)
+        elif n > target + 2:
+            ss.compatibility_threshold = min(30.0, ss.compatibility_threshold * 1.03)
+        run.scalar("neat/compatibility_threshold", ss.compatibility_threshold, self.frames)
 
     def _evaluate(self, genomes, run) -> None:
         """Fitness of every genome, played by the worker pool; logs the episodes on the frames axis."""

@@ -53,6 +53,8 @@ class EnvSettings(_Strict):
     stuck_frames: int | None = Field(default=600, gt=0, description="End after this many frames without progress.")
     max_frames: int | None = Field(default=18_000, gt=0, description="Episode time limit in frames.")
     actions: str | None = Field(default=None, description="Action set of the profile, or 'buttons'.")
+    rewards: dict[str, float] | None = Field(
+        default=None, description="Re-weight the profile's reward terms: {term: weight or event value}.")
     reward_scale: float = Field(default=1.0, gt=0)
     reward_clip: float | None = Field(default=None, gt=0)
     fast: bool = True
@@ -300,7 +302,7 @@ def _format_errors(e: ValidationError, cls: type[BaseModel], data: dict) -> list
 def _semantic_errors(data: dict, require_rom: bool) -> list[str]:
     """Game, ROM, states, profile and action set: checked against stable-retro even if other keys failed."""
     from wrappers import roms
-    from wrappers.profile import ProfileError, action_masks, load_profile
+    from wrappers.profile import ProfileError, action_masks, load_profile, with_rewards
 
     errors: list[str] = []
     game = data.get("game")
@@ -345,6 +347,11 @@ def _semantic_errors(data: dict, require_rom: bool) -> list[str]:
                     hint = f", did you mean {near[0]}?" if near else ""
                     errors.append(f"env.actions: no action set '{actions}' in profile {profile.name}{hint} "
                                   f"(sets: {', '.join(profile.actions)}, or 'buttons')")
+            if isinstance(env.get("rewards"), dict):
+                try:
+                    with_rewards(profile, {k: 0.0 for k in env["rewards"]})
+                except ProfileError as e:
+                    errors.append(str(e))
             if env.get("obs") == "tiles" and not roms._short(canonical).startswith("SuperMarioBros-Nes"):
                 errors.append(f"env.obs: tiles reads Super Mario Bros' RAM and does not work for {game}")
     return errors

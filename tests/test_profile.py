@@ -153,3 +153,17 @@ def test_action_masks_follow_console_button_order():
     assert len(action_masks(p, "complex")[0]) == 12
     with pytest.raises(ProfileError, match="no action set 'jump'"):
         action_masks(p, "jump")
+
+
+def test_experiment_can_reweight_reward_terms():
+    from wrappers.profile import with_rewards
+
+    p = with_rewards(load_profile("smb"), {"death": -50, "coins": 2})
+    assert p.rewards["death"].value == -50 and p.rewards["coins"].weight == 2
+    assert load_profile("smb").rewards["death"].value == 0  # the profile itself is untouched
+    base = dict(lives=2, player_state=8, y_viewport=1, float_state=0, game_mode=1, coins=0, score=0,
+                xscrollHi=0, xscrollLo=10, **{f"enemy_{i}": 0 for i in range(5)})
+    _, res = Trace([base, dict(base, coins=1), dict(base, coins=1, player_state=0x0B)]).run(p)
+    assert res[0].terms["coins"] == 2 and res[1].terms["death"] == -50 and res[1].reward == -50
+    with pytest.raises(ProfileError, match="unknown reward term.*deaths.*its terms: x, coins"):
+        with_rewards(load_profile("smb"), {"deaths": -1})

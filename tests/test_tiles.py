@@ -8,7 +8,7 @@ from conftest import smb_spec
 
 from wrappers.factory import EnvSpec, make_env, validate_spec
 from wrappers.roms import RomError
-from wrappers.tiles import BEHIND, COLS, ROWS
+from wrappers.tiles import ABOVE, BEHIND, COLS, ROWS
 
 
 def test_tiles_at_the_start_of_1_1_and_over_the_first_pipe(smb_run):
@@ -16,16 +16,17 @@ def test_tiles_at_the_start_of_1_1_and_over_the_first_pipe(smb_run):
         assert env.observation_space.shape == (2, ROWS, COLS) and env.observation_space.dtype == np.float32
         obs, _ = env.reset()
         grid = obs[-1]
-        assert (grid[11:] == 1).all()  # the two ground rows
-        assert not grid[:9].any()  # open sky above Mario at the start
-        assert grid[9, BEHIND] == 2  # Mario, standing on the ground, in his column
-        assert set(np.unique(grid)) <= {0.0, 1.0, 2.0}
-        for a in smb_run[:61]:
+        # Mario stands on the ground: the window is centred on him, ground right below, nothing above
+        assert (grid[ABOVE + 1 : ABOVE + 3] == 1).all()
+        assert not grid[: ABOVE + 1].any() and not grid[ABOVE + 3 :].any()  # below the level bottom: empty
+        for a in smb_run[:105]:
             obs, *_ = env.step(a)
         grid = obs[-1]
-        assert (grid == 2).sum() == 1 and (grid == -1).any()  # Mario in the air over the pipe, Goombas ahead
-        pipe = grid[7:11, BEHIND:BEHIND + 2]
-        assert (pipe == 1).all(), grid  # the first pipe right under Mario
+        # the first pit, three tiles wide, a few tiles ahead in both ground rows; solid ground around it
+        ground = grid[ABOVE + 1]
+        assert (ground[: BEHIND + 7] == 1).all() and (ground[BEHIND + 7 : BEHIND + 10] == 0).all()
+        assert (ground[BEHIND + 10 :] == 1).all() and (grid[ABOVE + 2] == ground).all()
+        assert (grid == -1).any() and set(np.unique(grid)) <= {-1.0, 0.0, 1.0}  # a Goomba on the blocks above
 
 
 def test_tiles_only_for_smb():

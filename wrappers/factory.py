@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from wrappers import roms
 from wrappers.action import ButtonActions, Discretizer
 from wrappers.episode import EpisodeStats, FrameLimit, NoProgressEnd
-from wrappers.profile import Profile, action_masks, load_profile
+from wrappers.profile import Profile, action_masks, load_profile, with_rewards
 from wrappers.retro_game import RetroGame
 from wrappers.stateful_reward import ProfileReward, RewardScaleClip
 from wrappers.transform_observation import FrameStack, GrayResize
@@ -50,6 +50,9 @@ class EnvSpec(BaseModel):
     max_frames: int | None = Field(default=18_000, gt=0, description="Episode time limit in frames.")
     actions: str | None = Field(
         default=None, description="Action set of the profile; 'buttons' for raw buttons; null: default.")
+    rewards: dict[str, float] | None = Field(
+        default=None, description="Re-weight the profile's reward terms: {term: weight, or value of an event "
+                                  "term}, e.g. {death: -50, coins: 1}.")
     reward_scale: float = Field(default=1.0, gt=0)
     reward_clip: float | None = Field(default=None, gt=0, description="Clip rewards to [-c, c] after scale.")
     fast: bool = Field(default=True, description="Fast frame skip (identical results, less work).")
@@ -98,7 +101,7 @@ def validate_spec(spec: EnvSpec) -> tuple[str, Profile]:
             hint = f" Did you mean {near[0]}?" if near else ""
             raise roms.RomError(f"Unknown state '{s}' for {roms._short(game)}.{hint} Its states are: "
                                 f"{', '.join(known)}.")
-    profile = load_profile(spec.profile, game=game)
+    profile = with_rewards(load_profile(spec.profile, game=game), spec.rewards)
     if spec.actions not in (None, "buttons"):
         action_masks(profile, spec.actions)
     if spec.obs == "tiles" and not roms._short(game).startswith("SuperMarioBros-Nes"):

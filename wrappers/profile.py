@@ -257,6 +257,26 @@ def load_profile(name: str, game: str | None = None) -> Profile:
     return profile
 
 
+def with_rewards(profile: Profile, rewards: dict[str, float] | None) -> Profile:
+    """The profile with reward terms re-weighted: ``{term: number}`` sets a delta/gain/scenario term's
+    ``weight`` or an event term's ``value`` (``death: -50``, ``coins: 1``).
+
+    Raises:
+        ProfileError: a term the profile does not have.
+    """
+    if not rewards:
+        return profile
+    unknown = [k for k in rewards if k not in profile.rewards]
+    if unknown:
+        raise ProfileError(f"env.rewards: unknown reward term(s) {', '.join(unknown)} for profile {profile.name} "
+                           f"(its terms: {', '.join(profile.rewards)})")
+    terms = dict(profile.rewards)
+    for name, number in rewards.items():
+        field = "value" if terms[name].event is not None else "weight"
+        terms[name] = terms[name].model_copy(update={field: float(number)})
+    return profile.model_copy(update={"rewards": terms})
+
+
 def check_profile(profile: Profile) -> list[str]:
     """Check names against the game: every variable read exists, every button exists. Returns errors."""
     from wrappers import roms
