@@ -158,6 +158,7 @@ class TensorBoardReporter(neat.reporting.BaseReporter):
         nodes, conns = best_genome.size()
         scalars = {
             "neat/best_fitness": max(fits), "neat/mean_fitness": float(np.mean(fits)),
+            "neat/best_progress": self.agent.generation_progress,
             "neat/species": len(species.species), "neat/champion_nodes": nodes, "neat/champion_connections": conns,
             "neat/generation": self.agent.population.generation,
             "neat/evaluation_seconds": time.perf_counter() - self._t0,
@@ -185,6 +186,7 @@ class NEATAgent:
         self.seed = seed
         self.config: neat.Config | None = None
         self.population: neat.Population | None = None
+        self.generation_progress = 0.0
         self.champion = None
         self.frames = 0
         self.discrete = True
@@ -298,11 +300,13 @@ class NEATAgent:
         """Fitness of every genome, played by the worker pool; logs the episodes on the frames axis."""
         tasks = [(key, genome, self.spec.episodes_per_genome) for key, genome in genomes]
         by_key = dict(genomes)
+        self.generation_progress = 0.0
         for key, fitness, eps in self._pool.imap_unordered(_eval_genome, tasks):
             by_key[key].fitness = fitness
             self.frames += sum(e["frames"] for e in eps)
             run.log_episodes(eps, self.frames)
             run.progress(self.frames)
+            self.generation_progress = max([self.generation_progress] + [e["progress"] for e in eps])
             if self.spec.stop_on_success and any(e["success"] for e in eps):
                 self.solved = True
 

@@ -56,6 +56,11 @@ def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
     assert steps[:2] == gen_frames and steps == sorted(steps)  # and the frames axis does too
     for tag in ("neat/best_fitness", "neat/species", "neat/champion_connections", "train/episode_progress"):
         assert tb_scalars(run, tag), tag
+    # best_progress is the furthest episode of each generation, on the generation's frames step
+    best = tb_scalars(run, "neat/best_progress")
+    assert [s for s, _ in best] == steps
+    episodes = tb_scalars(run, "train/episode_progress")
+    assert max(v for _, v in best) == max(v for _, v in episodes) > 0
     evals = [s for s, _ in tb_scalars(run, "eval/progress")]
     assert evals[0] == 0 and evals == sorted(set(evals)) and evals[-1] == second["frames"]
     capsys.readouterr()
