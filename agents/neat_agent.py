@@ -55,6 +55,9 @@ class NEATSpec(BaseModel):
     target_species: int | None = Field(
         default=None, ge=1, description="Steer compatibility_threshold each generation (3% steps) towards "
                                         "this many species (+-2); None keeps the config's fixed threshold.")
+    last_action: bool = Field(
+        default=False, description="Feed the previous action back as extra inputs (one-hot, or the pressed "
+                                   "buttons): a feed-forward network can then alternate on a still picture.")
 
 
 def _cores() -> int:
@@ -64,46 +67,74 @@ def _cores() -> int:
 # --------------------------------------------------------------------------- playing a genome
 
 
-class NEATPolicy:
-    """A genome's network as a :class:`agents.base.Policy`: one network state per env in the batch.
+class Actor:
+    """A genome's network playing one env: observation in, action out.
 
     Discrete action spaces take the argmax of the outputs; button spaces press each button whose output
-    exceeds 0.5 (neat-python's usual sigmoid outputs).
+    exceeds 0.5 (neat-python's usual sigmoid outputs). With ``last_action`` the previous action is appended
+    to the inputs (one-hot, or the buttons pressed), zeros at an episode's start. Why: SMB jumps on a press
+    of A, not while it is held; a feed-forward network facing a still picture (Mario against a step) gives
+    the same output every step, so it can never release A and press it again.
     """
 
-    def __init__(self, genome, config: neat.Config, discrete: bool, input_scale: float):
+    def __init__(self, genome, config: neat.Config, discrete: bool, scale: float, last_action: bool = False):
+        self.net = CompiledNetwork.create(genome, config)
+        self.discrete = discrete
+        self.scale = scale
+        self.last = np.zeros(config.genome_config.num_outputs) if last_action else None
+
+    def reset(self) -> None:
+        """Start an episode: clear the network's state and the remembered action."""
+        self.net.reset()
+        if self.last is not None:
+            self.last[:] = 0.0
+
+    def __call__(self, obs: np.ndarray):
+        """The action for one observation."""
+        x = np.asarray(obs, np.float64).ravel() * self.scale
+        if self.last is not None:
+            x = np.concatenate([x, self.last])
+        out = self.net.activate(x)
+        if self.discrete:
+            action = int(np.argmax(out))
+            if self.last is not None:
+                self.last[:] = 0.0
+                self.last[action] = 1.0
+            return action
+        pressed = (out > 0.5).astype(np.float32)
+        if self.last is not None:
+            self.last[:] = pressed
+        return pressed
+
+
+class NEATPolicy:
+    """A genome's network as a :class:`agents.base.Policy`: one :class:`Actor` per env in the batch."""
+
+    def __init__(self, genome, config: neat.Config, discrete: bool, input_scale: float, last_action: bool = False):
         self.genome = genome
         self.config = config
-        self.discrete = discrete
-        self.input_scale = input_scale
-        self._nets: list[CompiledNetwork] = []
+        self.args = (discrete, input_scale, last_action)
+        self._actors: list[Actor] = []
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
-        """Actions for a batch of observations; networks reset where an episode starts."""
+        """Actions for a batch of observations; actors reset where an episode starts."""
         obs = np.asarray(observation)
-        while len(self._nets) < len(obs):
-            self._nets.append(CompiledNetwork.create(self.genome, self.config))
+        while len(self._actors) < len(obs):
+            self._actors.append(Actor(self.genome, self.config, *self.args))
         actions = []
         for i, o in enumerate(obs):
             if episode_start is not None and episode_start[i]:
-                self._nets[i].reset()
-            actions.append(act(self._nets[i], o, self.discrete, self.input_scale))
+                self._actors[i].reset()
+            actions.append(self._actors[i](o))
         return np.asarray(actions), None
-
-
-def act(net: CompiledNetwork, obs: np.ndarray, discrete: bool, scale: float):
-    """One action from one observation: argmax for a discrete set, outputs > 0.5 for buttons."""
-    out = net.activate(np.asarray(obs, np.float64).ravel() * scale)
-    if discrete:
-        return int(np.argmax(out))
-    return (out > 0.5).astype(np.float32)
 
 
 _ENV = None
 _POLICY_ARGS: tuple = ()
 
 
-def _init_worker(spec_data: dict, seed: int, config_file: str, discrete: bool, scale: float) -> None:
+def _init_worker(spec_data: dict, seed: int, config_file: str, discrete: bool, scale: float,
+                 last_action: bool) -> None:
     """Pool initializer: one env (one emulator) per worker, for the whole run."""
     global _ENV, _POLICY_ARGS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
@@ -112,18 +143,19 @@ def _init_worker(spec_data: dict, seed: int, config_file: str, discrete: bool, s
                          neat.DefaultStagnation, config_file)
     # Workers are interchangeable, so no index is at hand: the pid varies sticky-action draws between them.
     _ENV = make_env(EnvSpec.model_validate(spec_data), seed=seed + os.getpid() % 1000)
-    _POLICY_ARGS = (config, discrete, scale)
+    _POLICY_ARGS = (config, discrete, scale, last_action)
 
 
-def play_genome(genome, env, config, discrete: bool, scale: float, episodes: int = 1) -> tuple[float, list[dict]]:
+def play_genome(genome, env, config, discrete: bool, scale: float, last_action: bool = False,
+                episodes: int = 1) -> tuple[float, list[dict]]:
     """Play ``episodes`` episodes; returns (mean shaped return, the ``info["episode"]`` dicts)."""
-    net = CompiledNetwork.create(genome, config)
+    actor = Actor(genome, config, discrete, scale, last_action)
     eps = []
     for _ in range(episodes):
         obs, _ = env.reset()
-        net.reset()
+        actor.reset()
         while True:
-            obs, _r, terminated, truncated, info = env.step(act(net, obs, discrete, scale))
+            obs, _r, terminated, truncated, info = env.step(actor(obs))
             if terminated or truncated:
                 eps.append(info["episode"])
                 break
@@ -203,7 +235,8 @@ class NEATAgent:
         n_inputs, obs_dtype, n_outputs, discrete = env_spaces(self.env_spec)
         self.discrete = discrete
         self.input_scale = self.spec.input_scale or (1 / 255 if obs_dtype == "uint8" else 1.0)
-        self.config, self.warnings = load_neat_config(self.spec.config, n_inputs, n_outputs,
+        extra = n_outputs if self.spec.last_action else 0
+        self.config, self.warnings = load_neat_config(self.spec.config, n_inputs + extra, n_outputs,
                                                       pop_size=self.spec.pop_size)
         if config_dir is not None:
             self.config.save(str(Path(config_dir) / "neat.cfg"))
@@ -227,7 +260,7 @@ class NEATAgent:
         workers = self.spec.workers or _cores()
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         initargs = (self.env_spec.model_dump(), self.seed * 1000 + 100 * run.resumes, str(run.dir / "neat.cfg"),
-                    self.discrete, self.input_scale)
+                    self.discrete, self.input_scale, self.spec.last_action)
         with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
             self._pool = pool
             run.started(self.frames, self.policy())
@@ -316,7 +349,7 @@ class NEATAgent:
                 "num_outputs": g.num_outputs, "feed_forward": g.feed_forward, "initial_connection":
                 g.initial_connection, "compatibility_threshold": c.species_set_config.compatibility_threshold,
                 "workers": self.spec.workers or _cores(), "input_scale": self.input_scale,
-                "action_mode": "argmax" if self.discrete else "threshold 0.5"}
+                "action_mode": "argmax" if self.discrete else "threshold 0.5", "last_action": self.spec.last_action}
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -416,7 +449,7 @@ class NEATAgent:
 
     def policy(self) -> NEATPolicy:
         """The champion (best genome so far) as a policy."""
-        return NEATPolicy(self.champion, self.config, self.discrete, self.input_scale)
+        return NEATPolicy(self.champion, self.config, self.discrete, self.input_scale, self.spec.last_action)
 
 
 def env_spaces(env_spec: EnvSpec) -> tuple[int, str, int, bool]:

@@ -301,17 +301,19 @@ def cmd_compare(args) -> int:
     from experiments.compare import compare, plot
     from experiments.errors import UserError
 
-    result = compare(args.paths, metric=args.metric, at=args.at)
+    result = compare(args.paths, metric=args.metric, at=args.at, window=args.window)
     if not result["groups"]:
         raise UserError(f"no runs under {', '.join(args.paths)} (run folders hold meta.json and config.yaml)")
     if args.plot:
         plot(result, args.plot, args.title)
     groups = [{k: v for k, v in g.items()} for g in result["groups"]]
     if args.json:
-        print(json.dumps({"metric": result["metric"], "at_frames": result["at_frames"], "groups": groups,
+        print(json.dumps({"metric": result["metric"], "at_frames": result["at_frames"],
+                          "window": result["window"], "groups": groups,
                           "plot": args.plot}, indent=2))
         return 0
-    table = Table(title=f"{result['metric']} at {result['at_frames']:,.0f} frames")
+    over = f" (mean over the last {result['window']:,.0f})" if result["window"] else ""
+    table = Table(title=f"{result['metric']} at {result['at_frames']:,.0f} frames{over}")
     for col in ("experiment", "algo", "seeds", "mean", "std", "per seed", "best ever", "first success (frames)"):
         table.add_column(col)
     for g in groups:
@@ -423,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--metric", default="eval/progress", help="eval/progress, eval/return, eval/success_rate "
                                                                "or any TensorBoard tag")
     cmp.add_argument("--at", type=float, default=None, help="frame count (default: the shortest run's end)")
+    cmp.add_argument("--window", type=float, default=None,
+                     help="average the values logged in this many frames up to --at (for per-episode metrics)")
     cmp.add_argument("--plot", default=None, help="write the curves to this PNG")
     cmp.add_argument("--title", default=None)
     cmp.add_argument("--json", action="store_true")

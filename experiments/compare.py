@@ -42,14 +42,22 @@ def series(run: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([e.step for e in events], float), np.array([e.value for e in events], float)
 
 
-def value_at(frames: np.ndarray, values: np.ndarray, at: float) -> float | None:
-    """The last value logged at or before ``at`` frames."""
+def value_at(frames: np.ndarray, values: np.ndarray, at: float, window: float | None = None) -> float | None:
+    """The last value logged at or before ``at`` frames; with ``window``, the mean over (at - window, at]."""
+    if window:
+        inside = (frames > at - window) & (frames <= at)
+        return float(values[inside].mean()) if inside.any() else None
     idx = np.searchsorted(frames, at, side="right") - 1
     return float(values[idx]) if idx >= 0 else None
 
 
-def compare(paths: list[str | Path], metric: str = "eval/progress", at: float | None = None) -> dict:
-    """Group runs and summarize ``metric`` at ``at`` frames (default: the smallest final frame count)."""
+def compare(paths: list[str | Path], metric: str = "eval/progress", at: float | None = None,
+            window: float | None = None) -> dict:
+    """Group runs and summarize ``metric`` at ``at`` frames (default: the smallest final frame count).
+
+    ``window`` averages the values logged in the last ``window`` frames up to ``at`` instead of taking the
+    last one: per-episode metrics such as ``train/episode_progress`` are too noisy to read one point.
+    """
     runs = find_runs(paths)
     groups: dict[tuple[str, str], list[dict]] = {}
     for run in runs:
@@ -61,17 +69,17 @@ def compare(paths: list[str | Path], metric: str = "eval/progress", at: float | 
     at = at if at is not None else (min(ends) if ends else 0)
     out = []
     for (experiment, algo), rs in sorted(groups.items()):
-        vals = [v for r in rs if (v := value_at(r["frames"], r["values"], at)) is not None]
+        vals = [v for r in rs if (v := value_at(r["frames"], r["values"], at, window)) is not None]
         firsts = [r["meta"].get("first_success") for r in rs]
         out.append({
             "experiment": experiment, "algo": algo, "runs": len(rs), "seeds": [r["seed"] for r in rs],
-            "metric": metric, "at_frames": at, "values": vals,
+            "metric": metric, "at_frames": at, "window": window, "values": vals,
             "mean": float(np.mean(vals)) if vals else None, "std": float(np.std(vals)) if vals else None,
             "best": float(max(np.max(r["values"]) for r in rs if len(r["values"]))) if any(
                 len(r["values"]) for r in rs) else None,
             "first_success": firsts,
         })
-    return {"metric": metric, "at_frames": at, "groups": out, "_series": groups}
+    return {"metric": metric, "at_frames": at, "window": window, "groups": out, "_series": groups}
 
 
 def plot(result: dict, path: str | Path, title: str | None = None) -> Path:

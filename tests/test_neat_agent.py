@@ -7,12 +7,14 @@ import json
 from pathlib import Path
 
 import neat
+import numpy as np
 import pytest
 import yaml
 from conftest import meta, one_run, tb_scalars
 
 import agents.base as agents
 from agents.base import AgentError
+from agents.neat_agent import Actor
 from agents.neat_config import NEAT_DIR, load_neat_config
 from experiments.cli import main
 
@@ -32,7 +34,7 @@ def write_experiment(tmp_path: Path, generations: int, config: str = "smb", **ag
 
 def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert main(["train", str(write_experiment(tmp_path, 2)), "--runs-dir", str(runs)]) == 0
+    assert main(["train", str(write_experiment(tmp_path, 2, last_action=True)), "--runs-dir", str(runs)]) == 0
     run = one_run(runs)
     first = meta(run)
     assert first["status"] == "finished" and first["frames"] > 0
@@ -44,7 +46,7 @@ def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
     assert json.loads((ckpt / "checkpoint.json").read_text())["frames"] == first["frames"]
     resolved = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
                            neat.DefaultStagnation, str(run / "neat.cfg"))
-    assert resolved.pop_size == 6 and resolved.genome_config.num_inputs == 13 * 16
+    assert resolved.pop_size == 6 and resolved.genome_config.num_inputs == 13 * 16 + 5  # + the last action
     assert resolved.genome_config.num_outputs == 5
 
     assert main(["train", "--resume", str(run), "--set", "budget.generations=4"]) == 0
@@ -73,6 +75,39 @@ def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
     assert report["algo"] == "neat" and len(report["episodes"]) == 1
     # deterministic env and network: evaluation replays the champion's training episode
     assert report["episodes"][0]["return"] == pytest.approx(agent.champion.fitness)
+
+
+def _cycling_genome(config, cycle: dict[int, int]):
+    """A genome whose only links go from last-action input ``a`` to output ``cycle[a]`` (weight 5)."""
+    gc = config.genome_config
+    gc.innovation_tracker = neat.InnovationTracker()
+    genome = neat.DefaultGenome(0)
+    genome.configure_new(gc)
+    genome.connections.clear()
+    for node in genome.nodes.values():
+        node.bias, node.response = 0.0, 1.0
+    n_obs = gc.num_inputs - gc.num_outputs
+    for a, out in cycle.items():
+        key = (gc.input_keys[n_obs + a], gc.output_keys[out])
+        genome.connections[key] = gc.connection_gene_type(key, innovation=len(genome.connections))
+        genome.connections[key].weight, genome.connections[key].enabled = 5.0, True
+    return genome
+
+
+def test_last_action_inputs_let_a_network_alternate_on_a_still_picture():
+    config, _ = load_neat_config("smb", 2 + 3, 3)
+    genome = _cycling_genome(config, {0: 1, 1: 2, 2: 0})
+    still = np.zeros(2)
+    actor = Actor(genome, config, discrete=True, scale=1.0, last_action=True)
+    assert [actor(still) for _ in range(7)] == [0, 1, 2, 0, 1, 2, 0]
+    actor.reset()  # a new episode forgets the last action
+    assert actor(still) == 0
+    # the same genome without the feedback sees only the picture, and repeats itself
+    blind = Actor(genome, load_neat_config("smb", 2 + 3, 3)[0], discrete=True, scale=1.0, last_action=False)
+    assert [blind(np.zeros(5)) for _ in range(4)] == [0, 0, 0, 0]
+    # buttons: the pressed buttons are fed back
+    buttons = Actor(genome, config, discrete=False, scale=1.0, last_action=True)
+    assert [tuple(buttons(still)) for _ in range(2)] == [(0.0, 0.0, 0.0), (0.0, 0.0, 0.0)]
 
 
 def test_tutorial_config_loads_with_one_warning():

@@ -90,6 +90,13 @@ def test_train_checkpoint_resume_evaluate(tmp_path, algo, capsys):
     history = {h["frames"]: h["progress"] for h in map(json.loads, (run / "eval" / "history.jsonl").open())}
     assert group["algo"] == algo and group["values"] == [history[2048]]
     assert plot.read_bytes()[:4] == b"\x89PNG"
+    # --window averages a per-episode metric over the frames before --at
+    at = second["frames"]
+    assert main(["compare", str(runs), "--json", "--metric", "train/episode_frames", "--at", str(at),
+                 "--window", str(at)]) == 0
+    (group,) = json.loads(capsys.readouterr().out)["groups"]
+    episodes = [v for s, v in tb_scalars(run, "train/episode_frames") if s <= at]
+    assert group["window"] == at and group["values"] == [pytest.approx(sum(episodes) / len(episodes))]
 
 
 def test_resume_cannot_change_other_keys_and_corrupt_checkpoint_is_explained(tmp_path, capsys):
