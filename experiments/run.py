@@ -96,7 +96,7 @@ class Run:
             self._truncate_history(self.start_frames)
         self._t0 = time.perf_counter()
         self._t_last = self._t0
-        self._frames_last = self.start_frames
+        self._fps_since = (self._t0, self.start_frames)
         self.frames = self.start_frames
         self.seconds_before = float(info.get("train_seconds", 0.0))  # training time of earlier invocations
         self.last_eval_seconds = 0.0
@@ -206,13 +206,18 @@ class Run:
         return self.stop_requested or self.time_up()
 
     def progress(self, frames: int, **info) -> None:
-        """Note progress; every ~2 s write ``time/fps`` and ``time/elapsed_s`` and update the progress bar."""
+        """Note progress; every ~2 s write ``time/fps`` and ``time/elapsed_s`` and update the progress bar.
+
+        frames/s is the average since learning started in this invocation, as SB3's ``time/fps``: PPO
+        collects frames in bursts between long updates, so the rate since the previous call (often the
+        first steps after an update) says little.
+        """
         self.frames = frames
         now = time.perf_counter()
         if now - self._t_last < 2.0 and frames < self.budget_frames:
             return
-        fps = (frames - self._frames_last) / max(now - self._t_last, 1e-9)
-        self._t_last, self._frames_last = now, frames
+        self._t_last = now
+        fps = (frames - self._fps_since[1]) / max(now - self._fps_since[0], 1e-9)
         self.scalar("time/fps", fps, frames)
         self.scalar("time/elapsed_s", self.train_seconds(), frames)
         if self._progress_cb:
@@ -310,7 +315,8 @@ class Run:
         self.update_meta(status="running")
         if self.eval_due(frames) and self._last_eval < 0:
             self.evaluate(policy, frames)
-        self._t_last, self._frames_last = time.perf_counter(), frames  # fps counts learning, not set-up
+        self._t_last = time.perf_counter()
+        self._fps_since = (self._t_last, frames)  # fps counts learning, not set-up
 
     def final_eval(self, policy, frames: int) -> None:
         """Evaluate at the end unless the last evaluation was at these frames."""

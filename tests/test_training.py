@@ -175,3 +175,28 @@ def test_sigterm_writes_a_checkpoint_then_stops(tmp_path):
     last = sorted((run / "checkpoints").iterdir())[-1]
     assert json.loads((last / "checkpoint.json").read_text())["frames"] == m["frames"] > 1024
     assert "writing a checkpoint, then stopping" in log.read_text()
+
+
+def test_fps_is_averaged_over_bursts_and_updates(tmp_path, monkeypatch):
+    """PPO collects frames in bursts between long updates: the bar's frames/s must not read the burst edge."""
+    import experiments.run as run_module
+    from experiments.spec import load_spec
+
+    clock = [1000.0]
+    monkeypatch.setattr(run_module.time, "perf_counter", lambda: clock[0])
+    seen = []
+    run = run_module.Run.create(load_spec(write_experiment(tmp_path, "ppo", 10**6)), 1, tmp_path / "runs",
+                                progress_cb=lambda frames, info: seen.append(info["fps"]))
+    frames = 0
+    for _ in range(3):  # 8 s of rollout at 1,000 frames/s, then a 12 s update
+        for _ in range(4):
+            clock[0] += 2.0
+            frames += 2000
+            run.progress(frames)
+        clock[0] += 12.0
+        clock[0] += 2.0
+        frames += 64  # the first steps after the update
+        run.progress(frames)
+    # the average since the start, 3 x 8,064 frames in 66 s, and never the ~30 frames/s of a burst's edge
+    assert seen[-1] == pytest.approx(3 * 8064 / 66.0)
+    assert min(seen) > 300
