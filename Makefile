@@ -26,6 +26,8 @@ test: install
 
 bench: install
 	$(PY) benchmarks/env_throughput.py
+	$(PY) benchmarks/ppo_throughput.py
+	$(PY) benchmarks/neat_generation.py
 
 lint: install
 	$(VENV)/bin/ruff check .
