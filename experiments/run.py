@@ -359,9 +359,12 @@ class Run:
 
     def close(self, status: str, error: str | None = None) -> None:
         """Record the end state and release the writer and the eval env."""
+        extra = {"error": error} if error else {}
+        if self.end_message and status == self.end_status:  # e.g. the time budget, which ends no agent
+            extra["end_message"] = self.end_message
         self.update_meta(status=status, frames=max(self.frames, self.meta.get("frames", 0)),
                          train_seconds=round(self.train_seconds(), 1),
-                         finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **({"error": error} if error else {}))
+                         finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **extra)
         if self._evaluator is not None:
             self._evaluator.close()
             self._evaluator = None

@@ -151,3 +151,15 @@ def test_extinction_without_reset_keeps_checkpoint_and_champion(tmp_path):
     assert (run / "final" / "champion.pkl").is_file()
     assert sorted((run / "checkpoints").iterdir())
     assert agents.load(run / "final").champion.fitness is not None
+
+
+def test_time_budget_ends_the_run_with_its_champion(tmp_path):
+    runs = tmp_path / "runs"
+    path = write_experiment(tmp_path, 10_000)
+    assert main(["train", str(path), "--runs-dir", str(runs), "--set", "budget.minutes=0.15"]) == 0
+    run = one_run(runs)
+    m = meta(run)
+    assert m["status"] == "finished" and m["end_message"] == "time budget of 0.15 min reached"
+    assert 9 <= m["train_seconds"] < 120 and m["frames"] > 0
+    gens = tb_scalars(run, "neat/generation")
+    assert 1 <= len(gens) < 10_000 and (run / "final" / "champion.pkl").is_file()
