@@ -1,6 +1,6 @@
 """Plot NEAT's best progress per generation for one or more runs (the figure in docs/results.md).
 
-    .venv/bin/python scripts/plot_neat_progress.py RUN_DIR [RUN_DIR ...] --out docs/neat_progress.png
+    .venv/bin/python scripts/plot_neat_progress.py RUN_DIR [RUN_DIR ...] [--names NAME ...] --out FILE.png
 
 Reads each run's TensorBoard log: ``neat/best_progress`` where the run has it, otherwise the maximum of
 ``train/episode_progress`` between consecutive generations' frame counts. Prints a table of generation,
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--out", default="neat_progress.png")
     ap.add_argument("--flag", type=float, default=3161.0, help="progress at the flagpole, drawn as a line")
+    ap.add_argument("--names", nargs="*", default=None, help="a legend name for each RUN_DIR argument")
     args = ap.parse_args(argv)
 
     import matplotlib
@@ -46,10 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    for run in find_runs(args.runs):
+    names = args.names or [None] * len(args.runs)
+    runs = [(run, name) for path, name in zip(args.runs, names, strict=True) for run in find_runs([path])]
+    for run, name in runs:
         gens, minutes, best = best_progress(run)
         meta = json.loads((run / "meta.json").read_text())
-        label = f"{meta.get('experiment', run.parent.name)} seed {meta.get('seed', '?')}"
+        label = f"{name or meta.get('experiment', run.parent.name)}, seed {meta.get('seed', '?')}"
         ax.plot(gens, best, lw=1, alpha=0.8, label=label)
         running = np.maximum.accumulate(best)
         print(f"{run}: {len(gens)} generations, {minutes[-1]:.1f} min, best {running[-1]:.0f}, "
