@@ -163,3 +163,16 @@ def test_time_budget_ends_the_run_with_its_champion(tmp_path):
     assert 9 <= m["train_seconds"] < 120 and m["frames"] > 0
     gens = tb_scalars(run, "neat/generation")
     assert 1 <= len(gens) < 10_000 and (run / "final" / "champion.pkl").is_file()
+
+
+def test_demo_trains_then_films_the_champion(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    config = write_experiment(tmp_path, 10_000, last_action=True)
+    assert main(["demo", "--minutes", "0.1", "--config", str(config), "--runs-dir", str(runs)]) == 0
+    run = one_run(runs)
+    out = capsys.readouterr().out
+    assert f"runfolder:{run}" in "".join(out.split()) and "tensorboard --logdir" in out  # rich wraps lines
+    m = meta(run)
+    assert m["status"] == "finished" and m["end_message"] == "time budget of 0.1 min reached"
+    videos = list((run / "eval").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 10_000
