@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, runtime_checkable
+from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from wrappers.errors import UserError, read_json_file
+from wrappers.settings import EnvSpec
 
 AGENT_FILE = "agent.json"
 
@@ -27,7 +31,7 @@ ALGOS: dict[str, str] = {
 }
 
 
-class AgentError(Exception):
+class AgentError(UserError):
     """A saved agent cannot be loaded (missing or corrupt files); the message says what to do."""
 
 
@@ -45,12 +49,31 @@ class Policy(Protocol):
 
 
 class Agent(Protocol):
-    """A learner: ``learn`` to a frame budget inside a run, ``save``/``load``, and serve a ``policy``."""
+    """A learner: ``learn`` to a frame budget inside a run, checkpoint, ``save``/``load``, serve a ``policy``.
 
-    algo: str
+    ``Spec`` is the algorithm's settings model (the experiment file's ``agent:`` section); an instance
+    holds its ``spec``, the ``env_spec`` of the game it plays and its ``seed``. A class may also define
+    ``problems(spec) -> [(key, message)]`` (a classmethod) to check the files its settings name before a
+    run folder is made (NEAT's config).
+    """
 
-    def learn(self, budget_frames: int, run: Any) -> None:
-        """Learn until ``budget_frames`` emulator frames (resuming from ``run``'s latest checkpoint)."""
+    algo: ClassVar[str]
+    Spec: ClassVar[type[BaseModel]]
+    spec: BaseModel
+    env_spec: EnvSpec
+    seed: int
+
+    def learn(self, budget_frames: int, run: RunContext) -> None:
+        """Learn until ``budget_frames`` emulator frames (resuming from ``run``'s latest checkpoint).
+
+        Call ``run.begin`` once learning starts, ``run.record`` as episodes end, ``run.tick`` at every point
+        where the agent's state is whole (it evaluates, then checkpoints, when due) and stop when it
+        returns False, and ``run.finish`` at the end.
+        """
+        ...
+
+    def write_checkpoint(self, folder: Path) -> None:
+        """Write everything resume needs (weights, optimizer, counters, RNG states) into ``folder``."""
         ...
 
     def save(self, path: Path) -> None:
@@ -67,6 +90,71 @@ class Agent(Protocol):
         ...
 
 
+@runtime_checkable
+class RunContext(Protocol):
+    """What an agent may use of the run it learns in (:class:`experiments.run.Run` implements it).
+
+    The run owns the choreography every learner shares: :meth:`tick` evaluates when an evaluation is
+    due and only then checkpoints, so a checkpoint covers everything logged up to its frame, and
+    :meth:`finish` evaluates the final policy before the last checkpoint. Agents never order these
+    themselves. Every ``frames`` is emulator frames, the common x-axis.
+    """
+
+    dir: Path
+    seed: int
+    resumes: int
+    spec: Any
+    env_spec: EnvSpec
+    stop_requested: bool
+    last_eval_seconds: float
+
+    def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint folder to resume from, or None for a fresh run."""
+        ...
+
+    def begin(self, frames: int, agent: Agent) -> None:
+        """Learning starts (a fresh run is evaluated at frame 0, for the curves' first point)."""
+        ...
+
+    def record(self, frames: int, episodes: Sequence[dict] = ()) -> None:
+        """Episodes that ended while learning (``train/*``, ``reward/*``), and progress for the bar."""
+        ...
+
+    def tick(self, frames: int, agent: Agent, checkpoint: bool = False, generation: int | None = None) -> bool:
+        """At a point where the agent is whole: evaluate if due, then checkpoint if due (or if asked).
+
+        ``generation`` (NEAT) lets a generations budget drive the progress bar.
+
+        Returns:
+            False when the agent must stop (a signal, or the time budget ran out).
+        """
+        ...
+
+    def checkpoint(self, frames: int, agent: Agent) -> Path:
+        """Checkpoint now (e.g. before giving up on a dead env worker)."""
+        ...
+
+    def finish(self, frames: int, agent: Agent) -> None:
+        """Learning ended: evaluate the final policy (unless stopping on request), then checkpoint."""
+        ...
+
+    def scalar(self, tag: str, value: float, frames: int) -> None:
+        """Write one TensorBoard scalar at ``frames``."""
+        ...
+
+    def hyperparameters(self, table: dict) -> None:
+        """Write the resolved hyperparameters once per run."""
+        ...
+
+    def warn(self, message: str) -> None:
+        """A warning for the user, kept in meta.json."""
+        ...
+
+    def end(self, status: str, message: str) -> None:
+        """End the run early for a reason of the agent's own (NEAT: extinction, goal reached)."""
+        ...
+
+
 def agent_class(algo: str) -> type:
     """Return the agent class for a YAML algo name."""
     if algo not in ALGOS:
@@ -80,7 +168,7 @@ def agent_specs() -> list[type[BaseModel]]:
     return [agent_class(a).Spec for a in ALGOS]
 
 
-def create(spec: BaseModel, env_spec: Any, seed: int) -> Agent:
+def create(spec: BaseModel, env_spec: EnvSpec, seed: int) -> Agent:
     """Build a fresh agent from its settings (``spec.algo`` picks the class), an env spec and a seed."""
     return agent_class(spec.algo)(spec, env_spec, seed)
 
@@ -91,18 +179,37 @@ def write_agent_file(path: Path, algo: str, **extra) -> None:
     (path / AGENT_FILE).write_text(json.dumps({"algo": algo, **extra}, indent=2))
 
 
-def load(path: str | Path, device: str = "auto") -> Agent:
-    """Load whichever agent saved the folder ``path`` (it holds an ``agent.json``)."""
+def read_agent_file(path: str | Path) -> dict:
+    """The ``agent.json`` of a saved agent folder, checked to name a registered algo."""
     path = Path(path)
     marker = path / AGENT_FILE
     if not marker.is_file():
         raise AgentError(f"{path} holds no saved agent ({AGENT_FILE} is missing). Give a run's final/ folder or a "
                          "checkpoint folder, or a run folder to `retrodojo evaluate`.")
+    fix = "The run's other checkpoints may still load; delete this folder to resume from the one before it."
+    meta = read_json_file(marker, "saved agent's agent.json", fix, error=AgentError)
+    if not isinstance(meta, dict) or meta.get("algo") not in ALGOS:
+        raise AgentError(f"{marker} does not name a known algo (one of {', '.join(ALGOS)}). {fix}")
+    return meta
+
+
+def load(path: str | Path, device: str = "auto") -> Agent:
+    """Load whichever agent saved the folder ``path`` (it holds an ``agent.json``).
+
+    Raises:
+        AgentError: the folder is no saved agent, or one of its files is missing or corrupt.
+    """
+    path = Path(path)
+    algo = read_agent_file(path)["algo"]
     try:
-        algo = json.loads(marker.read_text())["algo"]
-    except (ValueError, KeyError) as e:
-        raise AgentError(f"{marker} is corrupt ({e}); the run's other checkpoints may still load.") from None
-    return agent_class(algo).load(path, device=device)
+        return agent_class(algo).load(path, device=device)
+    except AgentError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, EOFError, OSError) as e:
+        # a hand-edited or half-written agent.json (pydantic's ValidationError is a ValueError)
+        raise AgentError(f"{path} holds a saved {algo} agent that cannot be read ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}). A run's other checkpoints may still "
+                         "load.") from None
 
 
 # --------------------------------------------------------------------------- shared settings types

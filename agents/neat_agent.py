@@ -31,18 +31,18 @@ from typing import Literal
 
 import neat
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from agents.base import AgentError, write_agent_file
 from agents.neat_config import load_neat_config
 from agents.neat_network import CompiledNetwork
-from wrappers.factory import EnvSpec, make_env, validate_spec
+from wrappers.factory import make_env
+from wrappers.settings import EnvSpec, StrictModel
+from wrappers.vec_env import cores
 
 
-class NEATSpec(BaseModel):
+class NEATSpec(StrictModel):
     """``agent:`` section for NEAT."""
-
-    model_config = ConfigDict(extra="forbid")
 
     algo: Literal["neat"]
     config: str = Field(default="smb", description="neat-python config: configs/neat/<name>.cfg or a path.")
@@ -58,10 +58,6 @@ class NEATSpec(BaseModel):
     last_action: bool = Field(
         default=False, description="Feed the previous action back as extra inputs (one-hot, or the pressed "
                                    "buttons): a feed-forward network can then alternate on a still picture.")
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 # --------------------------------------------------------------------------- playing a genome
@@ -227,11 +223,22 @@ class NEATAgent:
         self.solved = False
 
     # ------------------------------------------------------------------ set-up
+    @classmethod
+    def problems(cls, spec: NEATSpec) -> list[tuple[str, str]]:
+        """Check the NEAT config the settings name (readable, valid, no unknown keys) before any run starts.
+
+        Input and output sizes come from the env later; any sizes do to check the file.
+        """
+        try:
+            load_neat_config(spec.config, 1, 1, pop_size=spec.pop_size)
+        except AgentError as e:
+            return [("config", str(e))]
+        return []
 
 
     def setup(self, config_dir: Path | None = None) -> None:
         """Resolve the neat-python config for this env; write it to ``config_dir/neat.cfg`` if given."""
-        validate_spec(self.env_spec)
+        self.env_spec.check()
         n_inputs, obs_dtype, n_outputs, discrete = env_spaces(self.env_spec)
         self.discrete = discrete
         self.input_scale = self.spec.input_scale or (1 / 255 if obs_dtype == "uint8" else 1.0)
@@ -257,28 +264,25 @@ class NEATAgent:
         self.population.add_reporter(TensorBoardReporter(self, run))
         run.hyperparameters(self._hparams())
         generations = run.spec.budget.generations
-        workers = self.spec.workers or _cores()
+        workers = self.spec.workers or cores()
         ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
         initargs = (self.env_spec.model_dump(), self.seed * 1000 + 100 * run.resumes, str(run.dir / "neat.cfg"),
                     self.discrete, self.input_scale, self.spec.last_action)
         with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
             self._pool = pool
-            run.started(self.frames, self.policy())
-            while (self.frames < budget_frames and not run.should_stop() and not self.solved
+            run.begin(self.frames, self)
+            go_on = run.tick(self.frames, self)  # a resumed run may have no time left
+            while (go_on and self.frames < budget_frames and not self.solved
                    and (generations is None or self.population.generation < generations)):
                 t0 = time.perf_counter()
                 if not self._generation(run):
                     break
-                if run.eval_due(self.frames):
-                    run.evaluate(self.policy(), self.frames)
-                    t0 += run.last_eval_seconds  # the eval schedule is not the generation's cost
-                self.checkpoint(run, self.frames)
-                # a whole generation: evaluation, reproduction, speciation and the checkpoint
-                run.scalar("neat/generation_seconds", time.perf_counter() - t0, self.frames)
+                # a generation is NEAT's natural checkpoint: the population is whole only between them
+                go_on = run.tick(self.frames, self, checkpoint=True, generation=self.population.generation)
+                # a whole generation: evaluation, reproduction, speciation and the checkpoint, not the eval
+                run.scalar("neat/generation_seconds", time.perf_counter() - t0 - run.last_eval_seconds, self.frames)
             self._pool = None
-        if not run.stop_requested:
-            run.final_eval(self.policy(), self.frames)
-            self.checkpoint(run, self.frames)
+        run.finish(self.frames, self)
 
     def _generation(self, run) -> bool:
         """One generation through neat-python's loop; False when the run must end (extinction, conflict)."""
@@ -337,8 +341,7 @@ class NEATAgent:
         for key, fitness, eps in self._pool.imap_unordered(_eval_genome, tasks):
             by_key[key].fitness = fitness
             self.frames += sum(e["frames"] for e in eps)
-            run.log_episodes(eps, self.frames)
-            run.progress(self.frames)
+            run.record(self.frames, eps)
             self.generation_progress = max([self.generation_progress] + [e["progress"] for e in eps])
             if self.spec.stop_on_success and any(e["success"] for e in eps):
                 self.solved = True
@@ -348,18 +351,15 @@ class NEATAgent:
         return {"algo": "neat", "config": self.spec.config, "pop_size": c.pop_size, "num_inputs": g.num_inputs,
                 "num_outputs": g.num_outputs, "feed_forward": g.feed_forward, "initial_connection":
                 g.initial_connection, "compatibility_threshold": c.species_set_config.compatibility_threshold,
-                "workers": self.spec.workers or _cores(), "input_scale": self.input_scale,
+                "workers": self.spec.workers or cores(), "input_scale": self.input_scale,
                 "action_mode": "argmax" if self.discrete else "threshold 0.5", "last_action": self.spec.last_action}
 
     # ------------------------------------------------------------------ checkpoints
 
-    def checkpoint(self, run, frames: int) -> None:
-        """Atomic checkpoint of the whole evolutionary state plus the champion (a loadable agent)."""
-        def write(folder: Path) -> None:
-            self._save_population(folder / "population.pkl.gz")
-            self.save(folder)
-
-        run.save_checkpoint(frames, write)
+    def write_checkpoint(self, folder: Path) -> None:
+        """The whole evolutionary state (``population.pkl.gz``) plus the champion (a loadable agent)."""
+        self._save_population(folder / "population.pkl.gz")
+        self.save(folder)
 
     def _save_population(self, path: Path) -> None:
         p = self.population

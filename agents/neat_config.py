@@ -19,8 +19,8 @@ from pathlib import Path
 import neat
 
 from agents.base import AgentError
-
-NEAT_DIR = Path(__file__).resolve().parent.parent / "configs" / "neat"
+from wrappers import configs
+from wrappers.errors import read_text_file
 
 #: Keys neat-python 2.0 requires (or mis-defaults) that 0.92-era configs lack, with 0.92's behaviour.
 COMPAT_DEFAULTS: dict[tuple[str, str], str] = {
@@ -32,11 +32,8 @@ COMPAT_DEFAULTS: dict[tuple[str, str], str] = {
 
 
 def config_path(name: str) -> Path:
-    """Resolve a config name (``smb``) or path to its file."""
-    p = Path(name)
-    if p.suffix == ".cfg" or p.parent != Path("."):
-        return p
-    return NEAT_DIR / f"{name}.cfg"
+    """Resolve a config name (``smb``) or path to its file (see :mod:`wrappers.configs`)."""
+    return configs.resolve("neat", name)
 
 
 def _build(parser: configparser.ConfigParser) -> neat.Config:
@@ -80,14 +77,16 @@ def load_neat_config(name: str, num_inputs: int, num_outputs: int,
         AgentError: a missing file, an unknown key (with a did-you-mean) or a value neat-python rejects.
     """
     path = config_path(name)
-    if not path.is_file():
-        shipped = ", ".join(sorted(p.stem for p in NEAT_DIR.glob("*.cfg")))
-        raise AgentError(f"NEAT config '{name}' not found (looked for {path}); shipped: {shipped}, or a path.")
+    if not path.exists() and not configs.looks_like_path(name):
+        raise AgentError(f"NEAT config '{name}' not found (looked for {path}); configs: "
+                         f"{', '.join(configs.available('neat'))}, or a path to a .cfg file.")
+    text = read_text_file(path, "NEAT config", "A NEAT config is an INI file like configs/neat/smb.cfg.",
+                          error=AgentError)
     parser = configparser.ConfigParser()
     try:
-        parser.read(path)
+        parser.read_string(text, source=str(path))
     except configparser.Error as e:
-        raise AgentError(f"{path}: not a valid INI file: {e}") from None
+        raise AgentError(f"{path}: not a valid INI file: {e}".replace("\n", " ")) from None
     for section in ("NEAT", "DefaultGenome", "DefaultReproduction", "DefaultSpeciesSet", "DefaultStagnation"):
         if not parser.has_section(section):
             parser.add_section(section)

@@ -21,7 +21,6 @@ value) this module returns ``inf`` instead.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,9 +28,8 @@ import numpy as np
 from neat import activations as _act
 from neat import aggregations as _agg
 from neat.graphs import required_for_output
-from neat.nn import FeedForwardNetwork, RecurrentNetwork
 
-__all__ = ["CompiledNetwork", "benchmark_activation"]
+__all__ = ["CompiledNetwork"]
 
 
 # ---------------------------------------------------------------------------
@@ -711,51 +709,3 @@ def _compile_stage(
         vector_ops=vector_ops,
         scalar_ops=scalar_ops,
     )
-
-
-def benchmark_activation(genome: Any, config: Any, n: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Measures activations per second of CompiledNetwork against neat-python's own network.
-
-    Both networks are driven with the same cycle of random uint8 "pixel" frames; the
-    compiled network receives numpy arrays, neat's network lists of Python floats (its
-    fastest input form), and input conversion is excluded for neat only.
-
-    Args:
-        genome: Genome to compile.
-        config: The ``neat.Config`` the genome belongs to.
-        n: Number of timed activations per network.
-        seed: Seed for the random frames.
-
-    Returns:
-        Dict with ``compiled_per_s``, ``neat_per_s``, ``speedup``, ``compile_ms``,
-        ``num_nodes``, ``num_connections`` and ``feed_forward``.
-    """
-    gc = config.genome_config
-    frames = np.random.default_rng(seed).integers(0, 256, size=(16, len(gc.input_keys)), dtype=np.uint8)
-    frame_lists = frames.astype(np.float64).tolist()
-    reference_type = FeedForwardNetwork if gc.feed_forward else RecurrentNetwork
-    reference = reference_type.create(genome, config)
-
-    t0 = time.perf_counter()
-    net = CompiledNetwork.create(genome, config)
-    compile_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    for i in range(n):
-        net.activate(frames[i % 16])
-    compiled_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    for i in range(n):
-        reference.activate(frame_lists[i % 16])
-    neat_s = time.perf_counter() - t0
-
-    return {
-        "compiled_per_s": n / compiled_s,
-        "neat_per_s": n / neat_s,
-        "speedup": neat_s / compiled_s,
-        "compile_ms": compile_s * 1e3,
-        "num_nodes": net.num_nodes,
-        "num_connections": net.num_connections,
-        "feed_forward": net.feed_forward,
-    }

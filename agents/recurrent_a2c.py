@@ -17,9 +17,9 @@ Why PPO's update with these settings *is* A2C's update (``a2c_update_kwargs``):
 * the optimizer is RMSprop built exactly as SB3's ``A2C`` builds it, advantage normalization is off by default and
   ``target_kl`` is None (no early stop).
 
-``PPOWithA2CUpdate`` is the non-recurrent twin (plain ``PPO`` with the same mapping). The tests prove it moves the
-parameters like SB3's ``A2C`` on the same rollout (to float precision, ~1e-7), and check the recurrent class
-against A2C's loss written out by hand.
+The tests build the non-recurrent twin (plain ``PPO`` with the same mapping) and prove it moves the parameters
+like SB3's ``A2C`` on the same rollout (to float precision, ~1e-7), and check the recurrent class against A2C's
+loss written out by hand.
 """
 
 from __future__ import annotations
@@ -33,14 +33,10 @@ import torch as th
 from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.buffers import RecurrentDictRolloutBuffer, RecurrentRolloutBuffer
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
-from stable_baselines3 import PPO
-from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.vec_env import VecEnv
 
 __all__ = [
-    "PPOWithA2CUpdate",
     "RecurrentA2C",
     "SequentialRecurrentDictRolloutBuffer",
     "SequentialRecurrentRolloutBuffer",
@@ -295,96 +291,3 @@ class RecurrentA2C(_A2CLearnDefaults, RecurrentPPO):
                 self._last_obs = None
             else:
                 self._last_episode_starts = np.ones((self.n_envs,), dtype=bool)
-
-
-class PPOWithA2CUpdate(_A2CLearnDefaults, PPO):
-    """Non-recurrent twin of :class:`RecurrentA2C`: SB3's ``PPO`` with A2C's update.
-
-    Same constructor (A2C's arguments and defaults) and same mapping (``a2c_update_kwargs``); it exists so that the
-    update rule can be checked against SB3's own ``A2C`` parameter for parameter, without an LSTM in the way.
-
-    Args:
-        policy: Actor-critic policy class or alias (``MlpPolicy``, ``CnnPolicy``...).
-        env: Env to learn from (or its id); may be None only when loading.
-        learning_rate: Learning rate or schedule of the remaining progress (1 to 0).
-        n_steps: Steps per env per update.
-        gamma: Discount factor.
-        gae_lambda: GAE lambda; 1.0 is the classic n-step advantage.
-        ent_coef: Entropy coefficient.
-        vf_coef: Value loss coefficient.
-        max_grad_norm: Gradient-norm clip.
-        rms_prop_eps: RMSprop epsilon.
-        use_rms_prop: RMSprop (A2C's choice) if True, else the policy default (Adam).
-        use_sde: Use generalized State Dependent Exploration.
-        sde_sample_freq: Resample the gSDE noise every n steps (-1: once per rollout).
-        rollout_buffer_class: Rollout buffer class, None for the default.
-        rollout_buffer_kwargs: Rollout buffer keyword arguments.
-        normalize_advantage: Normalize advantages (off in A2C).
-        stats_window_size: Episodes averaged in the rollout logs.
-        tensorboard_log: Tensorboard folder, or None.
-        policy_kwargs: Extra policy arguments.
-        verbose: 0 silent, 1 info, 2 debug.
-        seed: Random seed.
-        device: Torch device ("auto", "cpu", "cuda"...).
-        _init_setup_model: Build the networks now (False when loading).
-    """
-
-    def __init__(
-        self,
-        policy: str | type[ActorCriticPolicy],
-        env: GymEnv | str | None,
-        learning_rate: float | Schedule = 7e-4,
-        n_steps: int = 5,
-        gamma: float = 0.99,
-        gae_lambda: float = 1.0,
-        ent_coef: float = 0.0,
-        vf_coef: float = 0.5,
-        max_grad_norm: float = 0.5,
-        rms_prop_eps: float = 1e-5,
-        use_rms_prop: bool = True,
-        use_sde: bool = False,
-        sde_sample_freq: int = -1,
-        rollout_buffer_class: type[RolloutBuffer] | None = None,
-        rollout_buffer_kwargs: dict[str, Any] | None = None,
-        normalize_advantage: bool = False,
-        stats_window_size: int = 100,
-        tensorboard_log: str | None = None,
-        policy_kwargs: dict[str, Any] | None = None,
-        verbose: int = 0,
-        seed: int | None = None,
-        device: th.device | str = "auto",
-        _init_setup_model: bool = True,
-    ):
-        super().__init__(
-            policy,
-            env,
-            learning_rate=learning_rate,
-            gamma=gamma,
-            gae_lambda=gae_lambda,
-            ent_coef=ent_coef,
-            vf_coef=vf_coef,
-            max_grad_norm=max_grad_norm,
-            use_sde=use_sde,
-            sde_sample_freq=sde_sample_freq,
-            rollout_buffer_class=rollout_buffer_class,
-            rollout_buffer_kwargs=rollout_buffer_kwargs,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            verbose=verbose,
-            seed=seed,
-            device=device,
-            _init_setup_model=_init_setup_model,
-            **a2c_update_kwargs(
-                n_steps,
-                _num_envs_hint(env),
-                normalize_advantage=normalize_advantage,
-                rms_prop_eps=rms_prop_eps,
-                use_rms_prop=use_rms_prop,
-                policy_kwargs=policy_kwargs,
-            ),
-        )
-
-    def _setup_model(self) -> None:
-        # As in RecurrentA2C: the batch is the whole rollout of the env actually in use.
-        self.batch_size = self.n_steps * self.n_envs
-        super()._setup_model()

@@ -8,7 +8,6 @@ On a CUDA machine ``device: auto`` puts the networks on the GPU.
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 from pathlib import Path
@@ -16,21 +15,18 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import KVWriter, Logger
 
 from agents.base import AgentError, ScheduleLike, write_agent_file
 from agents.networks import ChannelsLastNatureCNN
-from wrappers.factory import EnvSpec, make_vec_env
+from wrappers.factory import make_vec_env
+from wrappers.settings import EnvSpec, StrictModel
+from wrappers.vec_env import EnvWorkerError, cores
 
 
-class _Strict(BaseModel):
-    # validate_default: defaults given as plain data (a schedule mapping) become typed models too
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-
-class PPOHyperparams(_Strict):
+class PPOHyperparams(StrictModel):
     """PPO's settings (SB3 names). Defaults: tuned for SMB on 2 CPU cores, see docs/results.md."""
 
     learning_rate: ScheduleLike = Field(default={"schedule": "linear", "start": 2.5e-4, "end": 0.0},
@@ -57,7 +53,7 @@ class PPOHyperparams(_Strict):
         return kw
 
 
-class A2CHyperparams(_Strict):
+class A2CHyperparams(StrictModel):
     """A2C's settings (SB3 names and defaults, but for an entropy bonus that helps exploration)."""
 
     learning_rate: ScheduleLike = Field(default=7e-4, description="RMSprop step size: number or schedule.")
@@ -79,7 +75,7 @@ class A2CHyperparams(_Strict):
         return kw
 
 
-class _SB3Spec(_Strict):
+class _SB3Spec(StrictModel):
     policy: Literal["cnn", "mlp"] = Field(default="cnn", description="cnn for pixels, mlp for the tile grid.")
     n_envs: int = Field(default=8, ge=1, le=256, description="Parallel envs (one emulator process each).")
     device: str = Field(default="auto", description="auto (CUDA when present), cpu or cuda.")
@@ -112,10 +108,6 @@ class A2CLSTMSpec(_SB3Spec):
 
     algo: Literal["a2c_lstm"]
     hyperparams: A2CHyperparams = Field(default_factory=A2CHyperparams)
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def cnn_policy_kwargs(user: dict) -> dict:
@@ -165,7 +157,12 @@ class SB3Agent:
         return self.model_class()(self.policy_name(), venv, seed=self.seed, device=self.spec.device, verbose=0, **kw)
 
     def learn(self, budget_frames: int, run) -> None:
-        """Train to ``budget_frames`` emulator frames, resuming from the run's latest checkpoint."""
+        """Train to ``budget_frames`` emulator frames, resuming from the run's latest checkpoint.
+
+        If an env worker dies or raises, the model (whole: the update in progress is not applied until
+        its rollout is complete) is checkpointed before the error goes up, so ``--resume`` loses only the
+        unfinished rollout.
+        """
         skip = self.env_spec.frame_skip
         ckpt = run.latest_checkpoint()
         # Fresh env seeds on every resume, so a resumed run does not replay the same sticky-action draws.
@@ -180,15 +177,16 @@ class SB3Agent:
             run.hyperparameters(self._hparams_table())
             total = budget_frames // skip
             remaining = max(0, total - self.model.num_timesteps)
-            cb = CallbackList([TorchThreads(self.spec.torch_threads or _cores()), _RunCallback(self, run, skip)])
+            cb = CallbackList([TorchThreads(self.spec.torch_threads or cores()), _RunCallback(self, run, skip)])
             if remaining:
-                self.model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False,
-                                 log_interval=1, progress_bar=False)
-            torch.set_num_threads(self.spec.torch_threads or _cores())
-            frames = self.model.num_timesteps * skip
-            if not run.stop_requested:
-                run.final_eval(self.policy(), frames)
-            self.checkpoint(run, frames)
+                try:
+                    self.model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False,
+                                     log_interval=1, progress_bar=False)
+                except EnvWorkerError:
+                    run.checkpoint(self.model.num_timesteps * skip, self)
+                    raise
+            torch.set_num_threads(self.spec.torch_threads or cores())
+            run.finish(self.model.num_timesteps * skip, self)
         finally:
             venv.close()
 
@@ -199,13 +197,10 @@ class SB3Agent:
             raise AgentError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete that folder to "
                              "resume from the one before it.") from None
 
-    def checkpoint(self, run, frames: int) -> None:
-        """Write an atomic checkpoint (model with optimizer, counters, RNG states) through the run."""
-        def write(folder: Path) -> None:
-            self.save(folder)
-            _save_rng(folder / "rng.pkl")
-
-        run.save_checkpoint(frames, write)
+    def write_checkpoint(self, folder: Path) -> None:
+        """Model with optimizer and counters (``save``), plus the RNG states, into ``folder``."""
+        self.save(folder)
+        _save_rng(folder / "rng.pkl")
 
     def _hparams_table(self) -> dict:
         return {"algo": self.algo, "policy": self.policy_name(), "n_envs": self.spec.n_envs,
@@ -372,17 +367,11 @@ class _RunCallback(BaseCallback):
         self.frame_skip = frame_skip
 
     def _on_training_start(self) -> None:
-        self.run.started(self.num_timesteps * self.frame_skip, self.agent.policy())
+        self.run.begin(self.num_timesteps * self.frame_skip, self.agent)
 
     def _on_step(self) -> bool:
         frames = self.num_timesteps * self.frame_skip
         episodes = [i["episode"] for i in self.locals["infos"] if "episode" in i]
         if episodes:
-            self.run.log_episodes(episodes, frames)
-        # Evaluate before checkpointing: a checkpoint then covers everything logged up to its frame.
-        if self.run.eval_due(frames):
-            self.run.evaluate(self.agent.policy(), frames)
-        if self.run.checkpoint_due(frames):
-            self.agent.checkpoint(self.run, frames)
-        self.run.progress(frames)
-        return not self.run.should_stop()
+            self.run.record(frames, episodes)
+        return self.run.tick(frames, self.agent)

@@ -4,10 +4,15 @@ Measures, each in its own process (stable-retro allows one emulator per process)
   raw        ``em.step()`` alone: the emulator's limit on one core
   plain      stable-retro's ``env.step()`` on every frame, no wrappers
   single     retrodojo's full stack, one env in this process
-  vec        retrodojo's full stack, ``SubprocVecEnv`` with one worker per core
+  vec        retrodojo's full stack in ``RetroVecEnv`` (shared memory, env 0 in this process), one env
+             per core
+  subproc    the same stack under SB3's ``SubprocVecEnv`` (pipes), same env count
+  async      the same stack under gymnasium's ``AsyncVectorEnv(shared_memory=True)``, same env count
   example    stable-retro's examples/ppo.py stack: StochasticFrameSkip + WarpFrame + SubprocVecEnv +
              VecFrameStack (+ VecTransposeImage), render_mode=None, same worker count
 
+``subproc`` and ``async`` are the rows the choice of ``RetroVecEnv`` rests on: re-run them on a machine
+with more cores (or a GPU host) to check it still earns its place.
 ``ratio_vs_limit`` = vec frames/s / (raw frames/s x workers). Usage:
     python benchmarks/env_throughput.py [--quick] [--json] [--workers N]
 """
@@ -16,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
 import time
@@ -27,12 +31,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _proc import run_isolated  # noqa: E402
 
+from wrappers.vec_env import cores  # noqa: E402
+
 GAME, STATE = "SuperMarioBros-Nes", "Level1-1"
 SKIP = 4
 
 
 def _spec():
-    from wrappers.factory import EnvSpec
+    from wrappers import EnvSpec
 
     return EnvSpec(game=GAME, state=STATE, profile="smb", actions="right_only", frame_skip=SKIP,
                    resize=(84, 84), grayscale=True, frame_stack=4)
@@ -118,11 +124,43 @@ def _step_vec(venv, n_actions: int, n_envs: int, seconds: float) -> float:
 
 
 def bench_vec(seconds: float, workers: int) -> float:
-    """retrodojo's vectorized stack (SubprocVecEnv, one emulator per worker)."""
-    from wrappers.factory import make_vec_env
+    """retrodojo's vectorized stack (RetroVecEnv, one emulator per process)."""
+    from wrappers import make_vec_env
 
     venv = make_vec_env(_spec(), n_envs=workers, seed=0)
     return _step_vec(venv, venv.action_space.n, workers, seconds)
+
+
+def bench_subproc(seconds: float, workers: int) -> float:
+    """retrodojo's stack, each env in a worker process of SB3's SubprocVecEnv."""
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    from wrappers import env_thunk
+
+    venv = SubprocVecEnv([env_thunk(_spec(), seed=i) for i in range(workers)], start_method="forkserver")
+    return _step_vec(venv, venv.action_space.n, workers, seconds)
+
+
+def bench_async(seconds: float, workers: int) -> float:
+    """retrodojo's stack in gymnasium's AsyncVectorEnv with shared-memory observations."""
+    from gymnasium.vector import AsyncVectorEnv
+
+    from wrappers import env_thunk
+
+    venv = AsyncVectorEnv([env_thunk(_spec(), seed=i) for i in range(workers)], shared_memory=True,
+                          context="forkserver")
+    rng = np.random.default_rng(0)
+    n = venv.single_action_space.n
+    venv.reset(seed=0)
+    for _ in range(20):
+        venv.step(rng.integers(n, size=workers))
+    steps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        venv.step(rng.integers(n, size=workers))
+        steps += 1
+    fps = steps * workers * SKIP / (time.perf_counter() - t0)
+    venv.close()
+    return fps
 
 
 def _example_env():
@@ -149,7 +187,8 @@ def bench_example(seconds: float, workers: int) -> float:
 
 def _run(name: str, seconds: float, workers: int, q) -> None:
     fn = {"raw": bench_raw, "plain": bench_plain, "single": bench_single}.get(name)
-    q.put(fn(seconds) if fn else {"vec": bench_vec, "example": bench_example}[name](seconds, workers))
+    multi = {"vec": bench_vec, "subproc": bench_subproc, "async": bench_async, "example": bench_example}
+    q.put(fn(seconds) if fn else multi[name](seconds, workers))
 
 
 def measure(name: str, seconds: float, workers: int) -> float:
@@ -162,11 +201,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="3 s per measurement instead of 15")
     ap.add_argument("--json", action="store_true", help="print a JSON object")
-    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--workers", type=int, default=cores())
     args = ap.parse_args()
     seconds = 3.0 if args.quick else 15.0
     fps = {}
-    for name in ("raw", "plain", "single", "vec", "example"):
+    for name in ("raw", "plain", "single", "vec", "subproc", "async", "example"):
         fps[name] = measure(name, seconds, args.workers)
     limit = fps["raw"] * args.workers
     out = {
@@ -175,6 +214,8 @@ def main() -> None:
         "frames_per_s": {k: round(v, 1) for k, v in fps.items()},
         "ratio_vs_limit": round(fps["vec"] / limit, 3),
         "example_ratio_vs_limit": round(fps["example"] / limit, 3),
+        "subproc_ratio_vs_limit": round(fps["subproc"] / limit, 3),
+        "async_ratio_vs_limit": round(fps["async"] / limit, 3),
     }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -182,9 +223,10 @@ def main() -> None:
     print(f"SMB {STATE}, frame skip {SKIP}, 84x84x4, {args.workers} workers, {seconds:.0f} s each")
     print(f"{'stack':<10}{'frames/s':>12}{'vs limit':>10}")
     for k, v in fps.items():
-        per = v / (limit if k in ("vec", "example") else fps["raw"])
+        per = v / (limit if k in ("vec", "subproc", "async", "example") else fps["raw"])
         print(f"{k:<10}{v:>12.0f}{per:>10.2f}")
-    print(f"ratio_vs_limit (vec) = {out['ratio_vs_limit']:.3f}; example stack = {out['example_ratio_vs_limit']:.3f}")
+    print(f"ratio_vs_limit (vec) = {out['ratio_vs_limit']:.3f}; SubprocVecEnv {out['subproc_ratio_vs_limit']:.3f}; "
+          f"AsyncVectorEnv {out['async_ratio_vs_limit']:.3f}; example stack = {out['example_ratio_vs_limit']:.3f}")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def _model(which: str):
         model = PPO("CnnPolicy", venv, learning_rate=LinearSchedule(2.5e-4, 0.0, 1.0), verbose=0, seed=0, **HYPER)
         return model, None
     from agents.sb3_agents import TorchThreads, _cores, cnn_policy_kwargs
-    from wrappers.factory import EnvSpec, make_vec_env
+    from wrappers import EnvSpec, make_vec_env
 
     spec = EnvSpec(game="SuperMarioBros-Nes", state="Level1-1", profile="smb", actions="right_only",
                    sticky_prob=0.25, frame_skip=SKIP)

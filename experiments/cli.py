@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 console = Console(stderr=False, highlight=False)
@@ -83,14 +84,25 @@ def cmd_roms_list(args) -> int:
 
 def cmd_play(args) -> int:
     """Play a game with a random policy through the full wrapper stack; write an mp4."""
+    from pydantic import ValidationError
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from experiments.errors import UserError
     from experiments.play import play_random
-    from wrappers.factory import EnvSpec, validate_spec
+    from wrappers.profile import default_profile
+    from wrappers.settings import EnvSpec
 
-    spec = EnvSpec(game=args.game, state=args.state, profile=args.profile, actions=args.actions,
-                   frame_skip=args.frame_skip, stuck_frames=args.stuck_frames)
-    validate_spec(spec)
+    profile = args.profile or default_profile(args.game)
+    try:
+        spec = EnvSpec(game=args.game, state=args.state, profile=profile, actions=args.actions,
+                       frame_skip=args.frame_skip, stuck_frames=args.stuck_frames or None)
+    except ValidationError as e:
+        raise UserError("retrodojo play: " + "; ".join(f"--{'-'.join(map(str, err['loc']))}: {err['msg']}"
+                                                       for err in e.errors()).replace("_", "-")) from None
+    spec.check()
+    if args.profile is None:
+        console.print(f"profile: {profile}" + (" (reward and done from the game's scenario.json)"
+                                               if profile == "scenario" else ""))
     video = Path(args.video) if args.video else Path(args.runs_dir) / "play" / (
         f"{spec.game}-{args.state or 'default'}-random-{time.strftime('%Y%m%d-%H%M%S')}.mp4")
     t0 = time.perf_counter()
@@ -107,112 +119,74 @@ def cmd_play(args) -> int:
     for i, ep in enumerate(report.episodes[:10]):
         console.print(f"  episode {i}: return {ep['r']:.0f}, progress {ep['progress']:.0f}, "
                       f"{ep['frames']} frames, ended by {ep['reason']}")
-    console.print(f"video: [bold]{report.video.resolve()}[/]")
+    console.print(f"video: [bold]{report.video.resolve()}[/]", soft_wrap=True)
     return 0
 
 
 # --------------------------------------------------------------------------- train
 
 
-class _Bar:
-    """A rich progress bar fed by Run.progress; plain log lines when stdout is not a terminal."""
+def _notify(message: str) -> None:
+    """Warnings and end messages of a run, in yellow on stderr."""
+    err_console.print(f"[yellow]{escape(message)}[/]", soft_wrap=True)
 
-    def __init__(self):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.interactive = console.is_terminal
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
-            TextColumn("{task.completed:>12,.0f}/{task.total:,.0f} frames"),
-            TextColumn("{task.fields[fps]:>7,.0f} fps"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), TextColumn("{task.fields[eval]}"), console=console,
-            disable=not self.interactive)
-        self.task = None
-        self._last_print = 0.0
-        self._fps = 0.0
-
-    def start_run(self, run) -> None:
-        console.print(f"run folder: [bold]{run.dir}[/]" + (f" (resuming at {run.start_frames:,} frames)"
-                                                           if run.resumes else ""))
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-        self.task = self.progress.add_task(f"{run.spec.agent.algo} s{run.seed}", total=run.budget_frames,
-                                           completed=run.start_frames, fps=0.0, eval=self._eval(run.last_eval))
-        self.progress.start()
-
-    @staticmethod
-    def _eval(ev) -> str:
-        if not ev:
-            return "eval: -"
-        return f"eval@{ev['frames']:,}: progress {ev['progress']:.0f}, success {ev['success_rate']:.0%}"
-
-    def update(self, frames: int, info: dict) -> None:
-        self._fps = info.get("fps", self._fps)
-        fields = {"eval": self._eval(info.get("last_eval")), "fps": self._fps}
-        self.progress.update(self.task, completed=frames, **fields)
-        if not self.interactive and (time.time() - self._last_print > 30 or "fps" not in info):
-            self._last_print = time.time()
-            total = self.progress.tasks[-1].total if self.progress.tasks else 0
-            console.print(f"  {frames:,}/{total:,.0f} frames  {self._fps:,.0f} fps  {fields['eval']}")
-
-    def stop(self) -> None:
-        self.progress.stop()
 
 
 def cmd_train(args) -> int:
     """Train an experiment file (one run per seed) or resume a run folder."""
     from experiments import runner
+    from experiments.progress import TrainingBar
     from experiments.spec import load_spec
 
-    bar = _Bar()
-    notify = lambda msg: err_console.print(f"[yellow]{msg}[/]")  # noqa: E731
+    bar = TrainingBar(console)
     try:
         if args.resume:
             folders = [runner.resume(args.resume, args.set, on_run=bar.start_run, progress_cb=bar.update,
-                                     notify=notify)]
+                                     notify=_notify)]
         else:
             if not args.file:
-                raise SystemExit("retrodojo train: give an experiment FILE or --resume RUN_DIR")
+                raise SystemExit("retrodojo train: give an experiment FILE (or a shipped experiment's name) "
+                                 "or --resume RUN_DIR")
             spec = load_spec(args.file, args.set)
             folders = runner.train(spec, runs_dir=args.runs_dir, name=args.name,
                                    seeds=[args.seed] if args.seed is not None else None,
-                                   on_run=bar.start_run, progress_cb=bar.update, notify=notify)
+                                   on_run=bar.start_run, progress_cb=bar.update, notify=_notify)
     finally:
         bar.stop()
-    from experiments.run import read_history
+    from experiments.run import read_history, read_meta
 
+    statuses = []
     for folder in folders:
-        meta = json.loads((Path(folder) / "meta.json").read_text())
+        meta = read_meta(folder)
         hist = read_history(folder)
         last = hist[-1] if hist else None
         summary = (f"eval progress {last['progress']:.0f}, success {last['success_rate']:.0%}" if last else "no eval")
-        console.print(f"{meta['status']}: [bold]{folder}[/] ({meta.get('frames', 0):,} frames, {summary})")
-    console.print(f"TensorBoard: [bold].venv/bin/tensorboard --logdir {Path(folders[0]).parent.parent}[/]")
-    statuses = [json.loads((Path(f) / "meta.json").read_text())["status"] for f in folders]
+        console.print(f"{meta['status']}: [bold]{folder}[/] ({meta.get('frames', 0):,} frames, {summary})",
+                      soft_wrap=True)
+        statuses.append(meta["status"])
+    console.print(f"TensorBoard: [bold].venv/bin/tensorboard --logdir {Path(folders[0]).parent.parent}[/]",
+                  soft_wrap=True)
     return 130 if "interrupted" in statuses else 0
 
 
 # --------------------------------------------------------------------------- runs and evaluate
 
 
-def find_runs(root: str | Path) -> list[Path]:
-    """Run folders under ``root`` (or ``root`` itself when it is one)."""
-    root = Path(root)
-    if (root / "meta.json").is_file():
-        return [root]
-    return sorted(p.parent for p in root.glob("**/meta.json") if (p.parent / "config.yaml").is_file())
-
-
 def cmd_runs(args) -> int:
-    """List runs with experiment, algo, seed, frames done, last eval and status."""
+    """List runs: the run folder (whole: it is what `evaluate` and `--resume` take), frames, last eval, status."""
+    from experiments.errors import UserError
+    from experiments.run import find_runs, read_meta
+
+    if not Path(args.dir).is_dir():
+        raise UserError(f"{args.dir}: no such folder. Runs live under runs/ (or the --runs-dir given to train).")
     rows = []
     for folder in find_runs(args.dir):
         try:
-            meta = json.loads((folder / "meta.json").read_text())
-        except ValueError:
+            meta = read_meta(folder)
+        except UserError:
             rows.append({"run": str(folder), "status": "unreadable meta.json"})
             continue
-        ev = meta.get("last_eval") or {}
+        ev = meta.get("last_eval") if isinstance(meta.get("last_eval"), dict) else {}
         rows.append({"run": str(folder), "experiment": meta.get("experiment"), "algo": meta.get("algo"),
                      "seed": meta.get("seed"), "frames": meta.get("frames", 0),
                      "budget": meta.get("budget_frames"), "eval_progress": ev.get("progress"),
@@ -220,17 +194,48 @@ def cmd_runs(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"Runs under {args.dir}")
-    for col in ("run", "experiment", "algo", "seed", "frames", "last eval", "status"):
-        table.add_column(col)
-    for r in rows:
-        ev = "-" if r.get("eval_progress") is None else f"progress {r['eval_progress']:.0f}, " \
-                                                         f"success {r['eval_success']:.0%}"
-        frames = f"{r.get('frames', 0):,}/{r['budget']:,}" if r.get("budget") else str(r.get("frames", "-"))
-        table.add_row(Path(r["run"]).name, str(r.get("experiment", "-")), str(r.get("algo", "-")),
-                      str(r.get("seed", "-")), frames, ev, str(r["status"]))
-    console.print(table if rows else f"no runs under {args.dir}")
+    if not rows:
+        console.print(f"no runs under {args.dir}")
+        return 0
+
+    def cells(r: dict) -> dict:
+        ev = "-" if r.get("eval_progress") is None else f"{r['eval_progress']:.0f} ({r['eval_success']:.0%})"
+        frames = f"{r.get('frames') or 0:,}" + (f"/{r['budget']:,}" if r.get("budget") else "")
+        return {"run": _shown_path(r["run"]), "frames": frames, "eval progress (success)": ev,
+                "status": str(r.get("status"))}
+
+    table_rows = [cells(r) for r in rows]
+    # The run folder is shown whole (it is what evaluate and --resume take); the other columns go, least
+    # useful first, until the table fits; a folder wider than the terminal gets a line of its own.
+    columns = list(table_rows[0])
+    width = console.width
+    while True:
+        need = sum(max(len(c), *(len(t[c]) for t in table_rows)) + 3 for c in columns) + 1
+        if need <= width or len(columns) == 2:
+            break
+        columns.pop(-2)
+    if need > width:
+        console.print(f"Runs under {args.dir}:")
+        for t in table_rows:
+            console.print(t["run"], soft_wrap=True, highlight=False)
+            console.print("    " + "  ".join(f"{c}: {t[c]}" for c in list(t)[1:]), soft_wrap=True)
+        return 0
+    table = Table(title=f"Runs under {args.dir}", title_justify="left")
+    for c in columns:
+        table.add_column(c, no_wrap=True)
+    for t in table_rows:
+        table.add_row(*(t[c] for c in columns))
+    console.print(table)
     return 0
+
+
+def _shown_path(path: str) -> str:
+    """A path as a user would type it: relative to the working folder when inside it."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def cmd_evaluate(args) -> int:
@@ -246,12 +251,15 @@ def cmd_evaluate(args) -> int:
         agent_dir = path
         spec = None
     else:
+        if not path.is_dir():
+            raise UserError(f"{path}: no such folder. Give a run folder (`retrodojo runs` lists them) or a saved "
+                            "agent folder (one holding agent.json).")
         if not (path / "config.yaml").is_file():
             raise UserError(f"{path} is neither a run folder nor a saved agent. `retrodojo runs` lists runs.")
         spec = load_spec(path / "config.yaml")
         agent_dir = path / "final"
         if not (agent_dir / "agent.json").is_file():
-            ckpts = Run(path, spec, 0, {"resumes": 0}).checkpoints()
+            ckpts = Run.checkpoints_of(path)
             if not ckpts:
                 raise UserError(f"{path} has no final/ policy and no checkpoint yet: nothing to evaluate.")
             agent_dir = ckpts[-1]
@@ -301,6 +309,9 @@ def cmd_compare(args) -> int:
     from experiments.compare import compare, plot
     from experiments.errors import UserError
 
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        raise UserError(f"{', '.join(missing)}: no such folder. Give run folders or folders holding runs.")
     result = compare(args.paths, metric=args.metric, at=args.at, window=args.window)
     if not result["groups"]:
         raise UserError(f"no runs under {', '.join(args.paths)} (run folders hold meta.json and config.yaml)")
@@ -336,18 +347,20 @@ def _fmt(v) -> str:
 def cmd_demo(args) -> int:
     """The main job: NEAT learns SMB 1-1 for a few minutes; the champion plays on video."""
     from experiments import runner
+    from experiments.progress import TrainingBar
+    from experiments.run import read_meta
     from experiments.spec import load_spec
 
     console.print(f"[bold]retrodojo demo[/]: NEAT learns Super Mario Bros 1-1 for {args.minutes:g} minutes on this "
                   f"machine ({args.config}), then its champion plays on video.")
     spec = load_spec(args.config, [f"budget.minutes={args.minutes}"])
-    bar = _Bar()
+    bar = TrainingBar(console)
     try:
         (folder,) = runner.train(spec, runs_dir=args.runs_dir, seeds=[args.seed], on_run=bar.start_run,
-                                 progress_cb=bar.update, notify=lambda m: err_console.print(f"[yellow]{m}[/]"))
+                                 progress_cb=bar.update, notify=_notify)
     finally:
         bar.stop()
-    meta = json.loads((folder / "meta.json").read_text())
+    meta = read_meta(folder)
     first = meta.get("first_success")
     console.print(f"{meta['status']} after {meta['frames']:,} frames, {meta.get('train_seconds', 0) / 60:.1f} min"
                   + (f"; first reached the flag after {first['frames']:,} frames ({first['seconds'] / 60:.1f} min)"
@@ -386,18 +399,19 @@ def build_parser() -> argparse.ArgumentParser:
     play = sub.add_parser("play", help="play with a random policy through the full stack and film it")
     play.add_argument("game")
     play.add_argument("--state", default=None)
-    play.add_argument("--profile", required=True, help="game profile (configs/games/NAME.yaml)")
+    play.add_argument("--profile", default=None, help="game profile name or YAML path; default: a shipped profile "
+                                                      "of the game, else 'scenario' (the game's scenario.json)")
     play.add_argument("--actions", default=None, help="action set of the profile")
     play.add_argument("--frames", type=int, default=4000)
     play.add_argument("--frame-skip", type=int, default=4)
-    play.add_argument("--stuck-frames", type=int, default=600)
+    play.add_argument("--stuck-frames", type=int, default=600, help="0: never end on no progress")
     play.add_argument("--seed", type=int, default=0)
     play.add_argument("--video", default=None, help="mp4 path (default: runs/play/...)")
     play.add_argument("--runs-dir", default="runs")
     play.set_defaults(func=cmd_play)
 
     tr = sub.add_parser("train", help="train an experiment file, or --resume a run")
-    tr.add_argument("file", nargs="?", help="configs/experiments/NAME.yaml")
+    tr.add_argument("file", nargs="?", help="an experiment file, or the name of a shipped one (smb_ppo)")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a key by its dotted path (repeatable), e.g. budget.frames=200000")
     tr.add_argument("--seed", type=int, default=None, help="one run with this seed instead of the file's seeds")
@@ -434,8 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="NEAT on SMB 1-1 for a few minutes, then its champion on video")
     demo.add_argument("--minutes", type=float, default=5.0)
-    demo.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "configs" / "experiments"
-                                              / "smb_neat.yaml"))
+    demo.add_argument("--config", default="smb_neat", help="experiment file or shipped name (default smb_neat)")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--runs-dir", default="runs")
     demo.set_defaults(func=cmd_demo)
@@ -444,14 +457,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a subcommand; user errors print a paragraph and exit 2."""
-    from experiments.errors import user_error_types
+    from experiments.errors import UserError
+    from experiments.runner import RunFailed
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except user_error_types() as e:
-        err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+    except UserError as e:
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 2
+    except RunFailed as e:
+        err_console.print(f"[bold red]run failed:[/] {escape(str(e))}", soft_wrap=True)
+        return 1
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130

@@ -7,39 +7,21 @@ run's ``eval/history.jsonl`` (the evaluation protocol, the fair comparison); any
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from experiments.run import read_history
-
-
-def find_runs(paths: list[str | Path]) -> list[Path]:
-    """Run folders under each path (a path may itself be a run)."""
-    out: list[Path] = []
-    for root in map(Path, paths):
-        if (root / "meta.json").is_file():
-            out.append(root)
-        else:
-            out.extend(sorted(p.parent for p in root.glob("**/meta.json") if (p.parent / "config.yaml").is_file()))
-    return out
+from experiments.run import find_runs, read_history, read_meta, read_scalars
 
 
 def series(run: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """(frames, values) of a metric for one run."""
     if metric.startswith("eval/"):
         key = metric.split("/", 1)[1]
-        hist = read_history(run)
+        hist = [h for h in read_history(run) if isinstance(h.get(key), (int, float))]
         return np.array([h["frames"] for h in hist], float), np.array([h[key] for h in hist], float)
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    if metric not in acc.Tags()["scalars"]:
-        return np.array([]), np.array([])
-    events = acc.Scalars(metric)
-    return np.array([e.step for e in events], float), np.array([e.value for e in events], float)
+    pairs = read_scalars(run, metric)
+    return np.array([s for s, _ in pairs], float), np.array([v for _, v in pairs], float)
 
 
 def value_at(frames: np.ndarray, values: np.ndarray, at: float, window: float | None = None) -> float | None:
@@ -61,7 +43,7 @@ def compare(paths: list[str | Path], metric: str = "eval/progress", at: float | 
     runs = find_runs(paths)
     groups: dict[tuple[str, str], list[dict]] = {}
     for run in runs:
-        meta = json.loads((run / "meta.json").read_text())
+        meta = read_meta(run)
         frames, values = series(run, metric)
         groups.setdefault((meta.get("experiment", "?"), meta.get("algo", "?")), []).append(
             {"run": str(run), "seed": meta.get("seed"), "frames": frames, "values": values, "meta": meta})

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wrappers.factory import EnvSpec, env_thunk
+from wrappers.factory import env_thunk
+from wrappers.settings import EnvSpec
 
 #: The eval env's seed: the same for every run, so every algorithm meets the same sticky-action draws.
 EVAL_SEED = 20_241_124

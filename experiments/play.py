@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from experiments.video import VideoWriter
-from wrappers.factory import EnvSpec, make_env
+from wrappers.factory import make_env
+from wrappers.settings import EnvSpec
 
 
 @dataclass
@@ -33,12 +32,12 @@ def play_random(spec: EnvSpec, frames: int, video: str | Path | None = None, see
     """
     spec = spec.model_copy(update={"render_mode": "rgb_array" if video else None})
     report = PlayReport()
-    rng = np.random.default_rng(seed)
     writer = VideoWriter(video, fps=60 / spec.frame_skip) if video else None
     with make_env(spec, seed=seed) as env:
         env.reset()
         while report.frames < frames:
-            _, _, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
+            # sample() fits every action space: a discrete set, or raw buttons (each pressed with p = 0.5)
+            _, _, terminated, truncated, info = env.step(env.action_space.sample())
             report.frames += spec.frame_skip
             if writer:
                 writer.add(env.render())

@@ -5,10 +5,9 @@
 step is emulator frames), ``checkpoints/`` (atomic: written to a temp folder, then renamed), ``final/`` and
 ``eval/`` (``history.jsonl`` of every evaluation, JSON reports, videos).
 
-Agents talk to the run through a small duck-typed surface (no import of this module):
-``scalar``, ``hyperparameters``, ``log_episodes``, ``progress``, ``checkpoint_due``, ``save_checkpoint``,
-``latest_checkpoint``, ``resumes``, ``eval_due``, ``evaluate``, ``started``, ``final_eval``, ``warn``,
-``end``, ``should_stop``, ``stop_requested``, ``spec``, ``dir``.
+Agents see a run only through :class:`agents.base.RunContext` (``begin``, ``record``, ``tick``,
+``checkpoint``, ``finish``, ``scalar``, ``hyperparameters``, ``warn``, ``end``, ``latest_checkpoint``): the
+order of evaluations and checkpoints is the run's business, written once here for every learner.
 """
 
 from __future__ import annotations
@@ -20,13 +19,14 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
 from experiments.errors import UserError
 from experiments.evaluate import Evaluator
 from experiments.spec import ExperimentSpec, dump_spec
+from wrappers.errors import read_json_file
 
 CHECKPOINT_FILE = "checkpoint.json"
 
@@ -80,12 +80,12 @@ class Run:
         self.stop_requested = False
         self.end_status: str | None = None
         self.end_message: str | None = None
-        self._notify: Callable[[str], None] | None = None
+        self.notify: Callable[[str], None] | None = None  # the CLI prints warnings and end messages
         self._progress_cb = progress_cb
         self._writer = None
         self._evaluator: Evaluator | None = None
         ckpt = self.latest_checkpoint()
-        info = json.loads((ckpt / CHECKPOINT_FILE).read_text()) if ckpt else {}
+        info = _read_checkpoint_info(ckpt) if ckpt else {}
         self.start_frames = info.get("frames", 0)
         self.resumes = int(meta.get("resumes", 0))
         self._last_ckpt = self.start_frames
@@ -100,6 +100,7 @@ class Run:
         self.frames = self.start_frames
         self.seconds_before = float(info.get("train_seconds", 0.0))  # training time of earlier invocations
         self.last_eval_seconds = 0.0
+        self.generation: int | None = None
 
     # ------------------------------------------------------------------ creation
 
@@ -143,13 +144,19 @@ class Run:
             raise SpecError("--set", [f"{o.split('=', 1)[0]}: cannot change on resume (only budget.frames and "
                                       "budget.generations can); start a new run to change it" for o in bad])
         spec = load_spec(path / "config.yaml", overrides)
-        meta = json.loads((path / "meta.json").read_text())
-        meta["resumes"] = int(meta.get("resumes", 0)) + 1
-        meta["budget_frames"] = spec.budget.frames
-        meta.setdefault("resume_commands", []).append(sys.argv)
+        meta = read_meta(path)
+        try:
+            seed, resumes = int(meta["seed"]), int(meta.get("resumes", 0)) + 1
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{path / 'meta.json'} lacks the run's seed or resume count, so the run cannot be "
+                            "continued; start a new run from its config.yaml.") from None
+        commands = meta.get("resume_commands")
+        meta.update(resumes=resumes, budget_frames=spec.budget.frames,
+                    resume_commands=[*(commands if isinstance(commands, list) else []), sys.argv])
+        run = cls(path, spec, seed, meta, progress_cb)  # reads the checkpoint: nothing is written if it is bad
         _write_json_atomic(path / "meta.json", meta)
         (path / "config.yaml").write_text(dump_spec(spec))
-        return cls(path, spec, meta["seed"], meta, progress_cb)
+        return run
 
     # ------------------------------------------------------------------ TensorBoard
 
@@ -178,8 +185,8 @@ class Run:
         rows = "\n".join(f"| {k} | {json.dumps(v) if not isinstance(v, str) else v} |" for k, v in table.items())
         self.writer.add_text("hyperparameters", "| setting | value |\n|---|---|\n" + rows, 0)
 
-    def log_episodes(self, episodes: list[dict], frames: int) -> None:
-        """``train/episode_*`` and ``reward/<term>`` for episodes that ended while learning."""
+    def record(self, frames: int, episodes: Sequence[dict] = ()) -> None:
+        """``train/episode_*`` and ``reward/<term>`` for episodes that ended while learning; progress."""
         for ep in episodes:
             if ep["success"] and "first_success" not in self.meta:
                 self.update_meta(first_success={"frames": frames, "seconds": round(self.train_seconds(), 1)})
@@ -189,6 +196,45 @@ class Run:
             self.scalar("train/episode_success", float(ep["success"]), frames)
             for term, value in ep.get("terms", {}).items():
                 self.scalar(f"reward/{term}", value, frames)
+        self.progress(frames)
+
+    # ------------------------------------------------------------------ the choreography
+
+    def begin(self, frames: int, agent) -> None:
+        """Learning starts: a fresh run is evaluated at frame 0, for the curves' first point."""
+        self.update_meta(status="running")
+        if self._last_eval < 0:
+            self.evaluate(agent.policy(), frames)
+        self._t_last = time.perf_counter()
+        self._fps_since = (self._t_last, frames)  # fps counts learning, not set-up
+
+    def tick(self, frames: int, agent, checkpoint: bool = False, generation: int | None = None) -> bool:
+        """Evaluate if due, then checkpoint if due (or asked); False when the agent must stop.
+
+        Evaluating first means a checkpoint covers everything logged up to its frame, so a resumed
+        run's TensorBoard line has neither a gap nor a duplicate. ``generation`` (NEAT) lets a
+        generations budget drive the progress bar.
+        """
+        self.last_eval_seconds = 0.0
+        if generation is not None:
+            self.generation = generation
+        if self.eval_due(frames):
+            self.evaluate(agent.policy(), frames)
+        if checkpoint or self.checkpoint_due(frames):
+            self.checkpoint(frames, agent)
+        self.progress(frames)
+        return not self.should_stop()
+
+    def checkpoint(self, frames: int, agent) -> Path:
+        """Checkpoint the agent now (atomically, through :meth:`save_checkpoint`)."""
+        return self.save_checkpoint(frames, agent.write_checkpoint)
+
+    def finish(self, frames: int, agent) -> None:
+        """Evaluate the final policy (unless stopping on request), then write the last checkpoint."""
+        self.frames = frames
+        if not self.stop_requested and self._last_eval != frames:
+            self.evaluate(agent.policy(), frames)
+        self.checkpoint(frames, agent)
 
     def train_seconds(self) -> float:
         """Training time so far, summed over resumes."""
@@ -205,7 +251,7 @@ class Run:
             self.end_status, self.end_message = "finished", f"time budget of {self.spec.budget.minutes} min reached"
         return self.stop_requested or self.time_up()
 
-    def progress(self, frames: int, **info) -> None:
+    def progress(self, frames: int) -> None:
         """Note progress; every ~2 s write ``time/fps`` and ``time/elapsed_s`` and update the progress bar.
 
         frames/s is the average since learning started in this invocation, as SB3's ``time/fps``: PPO
@@ -221,7 +267,8 @@ class Run:
         self.scalar("time/fps", fps, frames)
         self.scalar("time/elapsed_s", self.train_seconds(), frames)
         if self._progress_cb:
-            self._progress_cb(frames, {"fps": fps, "last_eval": self.last_eval, **info})
+            self._progress_cb(frames, {"fps": fps, "last_eval": self.last_eval, "seconds": self.train_seconds(),
+                                       "generation": self.generation})
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -253,7 +300,12 @@ class Run:
 
     def checkpoints(self) -> list[Path]:
         """Complete checkpoints, oldest first (a folder is complete once renamed from its temp name)."""
-        root = self.dir / "checkpoints"
+        return self.checkpoints_of(self.dir)
+
+    @staticmethod
+    def checkpoints_of(run_dir: str | Path) -> list[Path]:
+        """Complete checkpoints of a run folder, oldest first."""
+        root = Path(run_dir) / "checkpoints"
         if not root.is_dir():
             return []
         return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
@@ -300,28 +352,10 @@ class Run:
     def _truncate_history(self, frames: int) -> None:
         path = self.dir / "eval" / "history.jsonl"
         if path.is_file():
-            keep = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["frames"] <= frames]
+            keep = [json.dumps(h) for h in read_history(self.dir) if h["frames"] <= frames]
             tmp = path.with_name(".history.tmp")
             tmp.write_text("".join(line + "\n" for line in keep))
             os.replace(tmp, path)
-
-    def history(self) -> list[dict]:
-        """Every evaluation of this run, oldest first."""
-        return read_history(self.dir)
-
-    def started(self, frames: int, policy) -> None:
-        """Called when learning starts: a fresh run is evaluated at frame 0, for the curves' first point."""
-        self.update_meta(status="running")
-        if self.eval_due(frames) and self._last_eval < 0:
-            self.evaluate(policy, frames)
-        self._t_last = time.perf_counter()
-        self._fps_since = (self._t_last, frames)  # fps counts learning, not set-up
-
-    def final_eval(self, policy, frames: int) -> None:
-        """Evaluate at the end unless the last evaluation was at these frames."""
-        if self._last_eval != frames:
-            self.evaluate(policy, frames)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -331,15 +365,15 @@ class Run:
         if message not in self.meta["warnings"]:
             self.meta["warnings"].append(message)
             self.update_meta()
-        if self._notify:
-            self._notify(message)
+        if self.notify:
+            self.notify(message)
 
     def end(self, status: str, message: str) -> None:
         """The agent ends the run early for a reason of its own (NEAT: extinction, goal reached)."""
         self.end_status, self.end_message = status, message
         self.update_meta(end_message=message)
-        if self._notify:
-            self._notify(message)
+        if self.notify:
+            self.notify(message)
 
     def update_meta(self, **changes) -> None:
         """Merge ``changes`` into meta.json (atomically)."""
@@ -374,14 +408,60 @@ class Run:
             self._writer = None
 
 
+def read_meta(run_dir: str | Path) -> dict:
+    """A run folder's meta.json; a missing or corrupt one is a :class:`UserError` saying so."""
+    path = Path(run_dir) / "meta.json"
+    meta = read_json_file(path, "run's meta.json", "Run folders hold the meta.json that `retrodojo train` wrote; "
+                          "`retrodojo runs` lists the readable ones.")
+    if not isinstance(meta, dict):
+        raise UserError(f"{path} holds JSON but not a run's metadata (a mapping was expected).")
+    return meta
+
+
+def _read_checkpoint_info(ckpt: Path) -> dict:
+    path = ckpt / CHECKPOINT_FILE
+    fix = f"Delete the folder {ckpt} to resume from the checkpoint before it."
+    info = read_json_file(path, "checkpoint record", fix)
+    if not isinstance(info, dict) or not isinstance(info.get("frames"), int):
+        raise UserError(f"{path} is not a checkpoint record (no frame count in it). {fix}")
+    return info
+
+
 def read_history(run_dir: str | Path) -> list[dict]:
     """The evaluations recorded in a run folder's eval/history.jsonl (skipping a torn last line)."""
     path = Path(run_dir) / "eval" / "history.jsonl"
     out = []
     if path.is_file():
-        for line in path.read_text().splitlines():
+        for line in path.read_text(errors="replace").splitlines():
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(record, dict) and isinstance(record.get("frames"), (int, float)):
+                out.append(record)
     return out
+
+
+def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Run folders under each path (a path may itself be a run), sorted, each once."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out: list[Path] = []
+    for root in map(Path, paths):
+        if (root / "meta.json").is_file():
+            found = [root]
+        else:
+            found = sorted(p.parent for p in root.glob("**/meta.json") if (p.parent / "config.yaml").is_file())
+        out.extend(f for f in found if f not in out)
+    return out
+
+
+def read_scalars(run_dir: str | Path, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of a TensorBoard scalar of a run folder, as TensorBoard shows it (purged events gone)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(Path(run_dir) / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    if tag not in acc.Tags()["scalars"]:
+        return []
+    return [(e.step, e.value) for e in acc.Scalars(tag)]

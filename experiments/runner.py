@@ -16,6 +16,11 @@ from pathlib import Path
 import agents.base as agents
 from experiments.run import Run
 from experiments.spec import ExperimentSpec
+from wrappers.vec_env import EnvWorkerError
+
+
+class RunFailed(Exception):
+    """A run stopped on an error that is not the user's (an env worker died); its checkpoints are kept."""
 
 
 @contextmanager
@@ -42,7 +47,7 @@ def stop_on_signals(run: Run, notify: Callable[[str], None] | None = None):
 def execute(run: Run, notify: Callable[[str], None] | None = None) -> str:
     """Learn to the run's budget (resuming from its checkpoint); save ``final/``; return the end status."""
     agent = agents.create(run.spec.agent, run.env_spec, run.seed)
-    run._notify = notify
+    run.notify = notify
     status, error = "failed", None
     try:
         with stop_on_signals(run, notify):
@@ -56,6 +61,13 @@ def execute(run: Run, notify: Callable[[str], None] | None = None) -> str:
     except KeyboardInterrupt:
         status = "interrupted"
         raise
+    except EnvWorkerError as e:
+        error = str(e)
+        ckpt = run.latest_checkpoint()
+        saved = (f"Its newest checkpoint ({ckpt.name}, {int(ckpt.name):,} frames) is kept: continue with "
+                 f"`retrodojo train --resume {run.dir}`." if ckpt else "It had no checkpoint yet.")
+        raise RunFailed(f"{run.dir} stopped: {e.args[0].splitlines()[0]}. {saved} The worker's own error, if it "
+                        f"printed one, is above; meta.json has the details.") from None
     except Exception as e:
         error = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
         raise

@@ -15,14 +15,16 @@ import difflib
 import re
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from agents.base import agent_specs
+from agents.base import agent_class, agent_specs
 from experiments.errors import UserError
-from wrappers.factory import EnvSpec
+from wrappers import configs
+from wrappers.errors import read_text_file
+from wrappers.settings import EnvSettings, EnvSpec, StrictModel, env_problems, state_problems
 
 
 class SpecError(UserError):
@@ -35,32 +37,7 @@ class SpecError(UserError):
                          f"{'s' if len(errors) != 1 else ''}):\n  " + "\n  ".join(errors))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EnvSettings(_Strict):
-    """The ``env:`` section: the shared wrapper stack (see :class:`wrappers.factory.EnvSpec`)."""
-
-    frame_skip: int = Field(default=4, ge=1, le=64, description="Emulator frames per agent step.")
-    max_pool: bool = Field(default=True, description="Max of the last two frames of each window.")
-    sticky_prob: float = Field(default=0.0, ge=0.0, lt=1.0, description="Prob. the last action sticks a frame.")
-    noop_max: int = Field(default=0, ge=0, description="Random 0..noop_max no-op frames at reset.")
-    obs: Literal["pixels", "tiles"] = "pixels"
-    resize: tuple[int, int] | None = Field(default=(84, 84), description="[height, width]; null keeps the size.")
-    grayscale: bool = True
-    frame_stack: int = Field(default=4, ge=1, le=32)
-    stuck_frames: int | None = Field(default=600, gt=0, description="End after this many frames without progress.")
-    max_frames: int | None = Field(default=18_000, gt=0, description="Episode time limit in frames.")
-    actions: str | None = Field(default=None, description="Action set of the profile, or 'buttons'.")
-    rewards: dict[str, float] | None = Field(
-        default=None, description="Re-weight the profile's reward terms: {term: weight or event value}.")
-    reward_scale: float = Field(default=1.0, gt=0)
-    reward_clip: float | None = Field(default=None, gt=0)
-    fast: bool = True
-
-
-class Budget(_Strict):
+class Budget(StrictModel):
     """The ``budget:`` section."""
 
     frames: int = Field(gt=0, description="Emulator frames to train for: the common axis of every run.")
@@ -69,7 +46,7 @@ class Budget(_Strict):
                                                                    "(summed over resumes).")
 
 
-class EvalSpec(_Strict):
+class EvalSpec(StrictModel):
     """The ``eval:`` section: the protocol every algorithm is judged on, in a separate env."""
 
     every_frames: int = Field(default=250_000, gt=0, description="Evaluate at 0, every N frames, and at the end.")
@@ -78,7 +55,7 @@ class EvalSpec(_Strict):
     deterministic: bool = Field(default=True, description="Greedy actions (NEAT is always deterministic).")
 
 
-class CheckpointSpec(_Strict):
+class CheckpointSpec(StrictModel):
     """The ``checkpoint:`` section."""
 
     every_frames: int = Field(default=500_000, gt=0)
@@ -89,7 +66,7 @@ class CheckpointSpec(_Strict):
 AgentSpec = Annotated[Union[tuple(agent_specs())], Field(discriminator="algo")]  # noqa: UP007 - built at runtime
 
 
-class ExperimentSpec(_Strict):
+class ExperimentSpec(StrictModel):
     """A whole experiment file (see ``configs/experiments/*.yaml`` and DESIGN.md)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Experiment name; runs go in runs/<name>/.")
@@ -97,7 +74,8 @@ class ExperimentSpec(_Strict):
     game: str = Field(description="stable-retro integration, e.g. SuperMarioBros-Nes.")
     state: str | None = Field(default=None, description="Start state (default: the game's).")
     states: list[str] | None = Field(default=None, min_length=1, description="A start-state pool instead.")
-    profile: str = Field(description="Game profile: configs/games/<profile>.yaml, or a path.")
+    profile: str = Field(description="Game profile: a name under configs/games, a YAML path, or 'scenario' "
+                                     "(reward and done from the integration's scenario.json).")
     env: EnvSettings = Field(default_factory=EnvSettings)
     agent: AgentSpec
     budget: Budget
@@ -113,8 +91,7 @@ class ExperimentSpec(_Strict):
 
     def env_spec(self) -> EnvSpec:
         """The env factory's spec for training."""
-        return EnvSpec(game=self.game, state=self.states or self.state, profile=self.profile,
-                       **self.env.model_dump())
+        return EnvSpec.from_settings(self.env, game=self.game, state=self.states or self.state, profile=self.profile)
 
     def eval_states(self) -> list[str] | None:
         """States the evaluation cycles through."""
@@ -144,6 +121,10 @@ def parse_yaml(text: str, source: str) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise SpecError(source, [f"YAML syntax error{where}: {problem}"]) from None
+    except ValueError as e:  # a date-like scalar that is no date (2024-13-01) fails in its constructor
+        raise SpecError(source, [f"YAML value error: {e}"]) from None
+    except RecursionError:
+        raise SpecError(source, ["YAML nested too deeply to be an experiment"]) from None
 
 
 def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> dict:
@@ -173,16 +154,36 @@ def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> 
     return data
 
 
+def find_experiment(name: str | Path) -> Path:
+    """The experiment file ``name`` means: a path as given, else a name under configs/experiments."""
+    path = Path(name)
+    if path.exists() or configs.looks_like_path(str(name)):
+        return path
+    found = configs.resolve("experiments", str(name))
+    return found if found.is_file() else path
+
+
 def load_spec(path: str | Path, overrides: list[str] | None = None, require_rom: bool = True) -> ExperimentSpec:
-    """Load an experiment file, apply ``--set`` overrides, validate everything, report all errors at once."""
-    path = Path(path)
-    if not path.is_file():
+    """Load an experiment file (or a shipped experiment by name), apply ``--set`` overrides, validate
+    everything, report all errors at once."""
+    path = find_experiment(path)
+    what = "Experiment files are YAML files such as configs/experiments/smb_ppo.yaml."
+    if path.is_dir():
+        hint = (f" It is a run folder: continue it with `retrodojo train --resume {path}`."
+                if (path / "meta.json").is_file() else "")
+        raise UserError(f"{path} is a folder, not an experiment file.{hint} {what}")
+    if not path.exists():
         near = difflib.get_close_matches(path.name, [p.name for p in path.parent.glob("*.yaml")], n=1) \
             if path.parent.is_dir() else []
-        hint = f" Did you mean {path.parent / near[0]}?" if near else ""
-        raise SpecError(str(path), [f"no such file.{hint}"])
-    data = parse_yaml(path.read_text(), str(path))
-    return validate_spec(data, str(path), overrides, require_rom)
+        names = difflib.get_close_matches(path.stem, configs.available("experiments"), n=1)
+        hint = (f" Did you mean {path.parent / near[0]}?" if near else
+                f" Did you mean the shipped experiment {names[0]}?" if names else "")
+        raise UserError(f"{path}: no such experiment file.{hint} {what} Shipped experiments: "
+                        f"{', '.join(configs.available('experiments'))} (give the name alone).")
+    text = read_text_file(path, "experiment file", what)
+    source = str(path)
+    data = parse_yaml(text, source)
+    return validate_spec(data, source, overrides, require_rom)
 
 
 def validate_spec(data: Any, source: str, overrides: list[str] | None = None,
@@ -300,61 +301,38 @@ def _format_errors(e: ValidationError, cls: type[BaseModel], data: dict) -> list
 
 
 def _semantic_errors(data: dict, require_rom: bool) -> list[str]:
-    """Game, ROM, states, profile and action set: checked against stable-retro even if other keys failed."""
-    from wrappers import roms
-    from wrappers.profile import ProfileError, action_masks, load_profile, with_rewards
-
-    errors: list[str] = []
-    game = data.get("game")
-    if not isinstance(game, str):
-        return errors
-    try:
-        canonical = roms.canonical_game(game)
-    except roms.RomError as e:
-        return [f"game: {e}"]
-    if require_rom and roms.rom_path(canonical) is None:
-        errors.append(f"game: no ROM for {game}. ROMs are copyrighted and not shipped: import your own dump "
-                      f"with `retrodojo roms import PATH` (matched by SHA-1); `retrodojo roms list` shows what "
-                      f"is playable now.")
-    known = roms.states(canonical)
-    state_keys = []
-    if isinstance(data.get("state"), str):
-        state_keys.append(("state", data["state"]))
-    if isinstance(data.get("states"), list):
-        state_keys += [(f"states[{i}]", s) for i, s in enumerate(data["states"])]
+    """Game, ROM, states, profile, action set and the agent's own files: checked even if other keys failed."""
+    env = data.get("env") if isinstance(data.get("env"), dict) else {}
+    pool = isinstance(data.get("states"), list)
+    env_data = {**env, "game": data.get("game"), "profile": data.get("profile"),
+                "state": data.get("states") if pool else data.get("state")}
+    errors = []
+    for key, msg in env_problems(env_data, require_rom=require_rom):
+        if key.startswith("state"):
+            key = key.replace("state", "states", 1) if pool else key
+        elif key not in ("game", "profile"):
+            key = f"env.{key}"
+        errors.append(f"{key}: {msg}")
     ev = data.get("eval") if isinstance(data.get("eval"), dict) else {}
-    if isinstance(ev.get("states"), list):
-        state_keys += [(f"eval.states[{i}]", s) for i, s in enumerate(ev["states"])]
-    for key, s in state_keys:
-        if s not in known:
-            near = difflib.get_close_matches(str(s), known, n=1)
-            hint = f" Did you mean {near[0]}?" if near else ""
-            errors.append(f"{key}: unknown state '{s}' for {game}.{hint} Its states: {', '.join(known)}")
-    profile_name = data.get("profile")
-    if isinstance(profile_name, str):
+    game = data.get("game")
+    if isinstance(ev.get("states"), list) and isinstance(game, str) and not any(e.startswith("game:") for e in errors):
+        errors += [f"{key}: {msg}" for key, msg in state_problems(_canonical(game), ev["states"], "eval.states")]
+    agent = data.get("agent")
+    if isinstance(agent, dict) and isinstance(agent.get("algo"), str):
         try:
-            profile = load_profile(profile_name, game=canonical)
-        except ProfileError as e:
-            errors.append(f"profile: {e}")
-        else:
-            env = data.get("env") if isinstance(data.get("env"), dict) else {}
-            actions = env.get("actions")
-            if isinstance(actions, str) and actions != "buttons":
-                try:
-                    action_masks(profile, actions)
-                except ProfileError:
-                    near = difflib.get_close_matches(actions, list(profile.actions), n=1)
-                    hint = f", did you mean {near[0]}?" if near else ""
-                    errors.append(f"env.actions: no action set '{actions}' in profile {profile.name}{hint} "
-                                  f"(sets: {', '.join(profile.actions)}, or 'buttons')")
-            if isinstance(env.get("rewards"), dict):
-                try:
-                    with_rewards(profile, {k: 0.0 for k in env["rewards"]})
-                except ProfileError as e:
-                    errors.append(str(e))
-            if env.get("obs") == "tiles" and not roms._short(canonical).startswith("SuperMarioBros-Nes"):
-                errors.append(f"env.obs: tiles reads Super Mario Bros' RAM and does not work for {game}")
+            cls = agent_class(agent["algo"])
+            spec = cls.Spec.model_validate(agent)
+        except (UserError, ValidationError):
+            return errors  # the model reports these
+        problems = getattr(cls, "problems", None)
+        errors += [f"agent.{key}: {msg}" for key, msg in (problems(spec) if problems else [])]
     return errors
+
+
+def _canonical(game: str) -> str:
+    from wrappers import roms
+
+    return roms.canonical_game(game)
 
 
 def dump_spec(spec: ExperimentSpec) -> str:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.compare import find_runs, series
+from experiments.compare import series
+from experiments.run import find_runs
 
 
 def best_progress(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ def smb_run() -> list[int]:
 
 def smb_spec(**kw):
     """An SMB 1-1 env spec with the smb profile; keyword arguments override fields."""
-    from wrappers.factory import EnvSpec
+    from wrappers import EnvSpec
 
     base = dict(game="SuperMarioBros-Nes", state="Level1-1", profile="smb", actions="right_only")
     base.update(kw)
@@ -54,8 +54,6 @@ def meta(run: Path) -> dict:
 
 def tb_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
     """(step, value) of a scalar as TensorBoard shows it (purged events dropped)."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from experiments.run import read_scalars
 
-    acc = EventAccumulator(str(run / "tb"), size_guidance={"scalars": 0})
-    acc.Reload()
-    return [(e.step, e.value) for e in acc.Scalars(tag)]
+    return read_scalars(run, tag)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 from conftest import smb_spec
 
-from wrappers.factory import EnvSpec, make_env
+from wrappers import EnvSpec, make_env
 
 RIGHT_B = 3  # right_only: NOOP, RIGHT, RIGHT+A, RIGHT+B, RIGHT+A+B
 
@@ -178,7 +182,7 @@ def test_state_pool_draws_states_and_options_pick_one():
 
 
 def test_vectorized_builder_with_two_workers():
-    from wrappers.factory import make_vec_env
+    from wrappers import make_vec_env
 
     venv = make_vec_env(smb_spec(stuck_frames=100), n_envs=2, seed=0)
     try:
@@ -207,3 +211,74 @@ def test_play_command_films_random_play(tmp_path, capsys):
                  "right_only", "--frames", "400", "--video", str(video)]) == 0
     assert video.stat().st_size > 10_000 and video.read_bytes()[4:8] == b"ftyp"
     assert "played 400 frames" in " ".join(capsys.readouterr().out.split())
+
+
+def test_an_env_that_raises_in_its_worker_is_reported_not_hung():
+    from wrappers import EnvWorkerError, make_vec_env
+
+    venv = make_vec_env(smb_spec(stuck_frames=None), n_envs=2, seed=0)
+    try:
+        venv.reset()
+        t0 = time.perf_counter()
+        with pytest.raises(EnvWorkerError, match=r"env 1 raised in its worker process: IndexError"):
+            venv.step(np.array([0, 99]))  # env 1 (a worker process) has 5 actions: 99 raises there
+        assert time.perf_counter() - t0 < 30
+    finally:
+        venv.close()
+
+
+def test_a_killed_env_worker_is_reported_not_hung():
+    from wrappers import EnvWorkerError, make_vec_env
+
+    venv = make_vec_env(smb_spec(stuck_frames=None), n_envs=2, seed=0)
+    try:
+        venv.reset()
+        os.kill(venv.processes[0].pid, signal.SIGKILL)
+        t0 = time.perf_counter()
+        with pytest.raises(EnvWorkerError, match="killed by SIGKILL"):
+            for _ in range(100):
+                venv.step(np.array([1, 1]))
+        assert time.perf_counter() - t0 < 30
+    finally:
+        venv.close()
+
+
+def test_play_with_raw_buttons_presses_every_button(tmp_path):
+    """Random play on raw buttons samples each button (it once pressed only button 0 or nothing)."""
+    import stable_retro
+
+    from experiments.play import play_random
+
+    spec = smb_spec(actions="buttons", stuck_frames=None, record_dir=str(tmp_path))
+    play_random(spec, 400, seed=3)
+    (bk2,) = tmp_path.glob("*.bk2")
+    movie = stable_retro.Movie(str(bk2))
+    pressed, combos = set(), set()
+    while movie.step():
+        keys = tuple(i for i in range(9) if movie.get_key(i, 0))
+        pressed.update(keys)
+        combos.add(keys)
+    movie.close()
+    # B, UP, DOWN, LEFT, RIGHT, A (SELECT and START are filtered by the integration), in many combinations
+    assert {0, 4, 5, 6, 7, 8} <= pressed and len(combos) > 10
+
+
+def test_play_without_a_profile_uses_the_games_own_or_its_scenario(tmp_path, capsys):
+    from experiments.cli import main
+
+    assert main(["play", "Breakout-Atari2600", "--frames", "600", "--video", str(tmp_path / "b.mp4")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "profile: scenario (reward and done from the game's scenario.json)" in out and "played 600 frames" in out
+    assert main(["play", "Pong-Atari2600", "--frames", "200", "--video", str(tmp_path / "p.mp4")]) == 0
+    assert "profile: pong" in capsys.readouterr().out
+    # the scenario profile: every combination of the console's button groups, reward from scenario.json
+    with make_env(EnvSpec(game="Breakout-Atari2600", profile="scenario", stuck_frames=None), seed=0) as env:
+        assert env.action_space.n == 18
+        env.reset()
+        rewards = []
+        for i in range(1500):
+            _, r, terminated, truncated, info = env.step(i % 18)
+            rewards.append(r)
+            if terminated or truncated:
+                break
+        assert info["progress"] == max(np.cumsum(rewards).max(), 0.0)

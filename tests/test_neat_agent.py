@@ -15,7 +15,7 @@ from conftest import meta, one_run, tb_scalars
 import agents.base as agents
 from agents.base import AgentError
 from agents.neat_agent import Actor
-from agents.neat_config import NEAT_DIR, load_neat_config
+from agents.neat_config import config_path, load_neat_config
 from experiments.cli import main
 
 
@@ -32,6 +32,7 @@ def write_experiment(tmp_path: Path, generations: int, config: str = "smb", **ag
     return path
 
 
+@pytest.mark.slow
 def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert main(["train", str(write_experiment(tmp_path, 2, last_action=True)), "--runs-dir", str(runs)]) == 0
@@ -77,8 +78,10 @@ def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
     assert report["episodes"][0]["return"] == pytest.approx(agent.champion.fitness)
 
 
-def _cycling_genome(config, cycle: dict[int, int]):
-    """A genome whose only links go from last-action input ``a`` to output ``cycle[a]`` (weight 5)."""
+def _cycling_genome(config, cycle: dict[int, int], extra: dict[tuple[int, int], float] | None = None,
+                    biases: dict[int, float] | None = None):
+    """A genome whose only links go from last-action input ``a`` to output ``cycle[a]`` (weight 5), plus
+    ``extra`` links {(last-action input, output): weight} and output ``biases``."""
     gc = config.genome_config
     gc.innovation_tracker = neat.InnovationTracker()
     genome = neat.DefaultGenome(0)
@@ -87,10 +90,13 @@ def _cycling_genome(config, cycle: dict[int, int]):
     for node in genome.nodes.values():
         node.bias, node.response = 0.0, 1.0
     n_obs = gc.num_inputs - gc.num_outputs
-    for a, out in cycle.items():
+    links = {(a, out): 5.0 for a, out in cycle.items()} | (extra or {})
+    for (a, out), weight in links.items():
         key = (gc.input_keys[n_obs + a], gc.output_keys[out])
         genome.connections[key] = gc.connection_gene_type(key, innovation=len(genome.connections))
-        genome.connections[key].weight, genome.connections[key].enabled = 5.0, True
+        genome.connections[key].weight, genome.connections[key].enabled = weight, True
+    for out, bias in (biases or {}).items():
+        genome.nodes[gc.output_keys[out]].bias = bias
     return genome
 
 
@@ -105,13 +111,21 @@ def test_last_action_inputs_let_a_network_alternate_on_a_still_picture():
     # the same genome without the feedback sees only the picture, and repeats itself
     blind = Actor(genome, load_neat_config("smb", 2 + 3, 3)[0], discrete=True, scale=1.0, last_action=False)
     assert [blind(np.zeros(5)) for _ in range(4)] == [0, 0, 0, 0]
-    # buttons: the pressed buttons are fed back
+    # buttons: the pressed buttons are fed back. Button 0 is pressed by its bias and released by its own
+    # feedback; pressing 0 presses 1 next, pressing 1 presses 2 (tanh outputs; pressed above 0.5).
+    genome = _cycling_genome(config, {0: 1, 1: 2}, extra={(0, 0): -5.0}, biases={0: 1.0})
     buttons = Actor(genome, config, discrete=False, scale=1.0, last_action=True)
-    assert [tuple(buttons(still)) for _ in range(2)] == [(0.0, 0.0, 0.0), (0.0, 0.0, 0.0)]
+    seq = [tuple(int(b) for b in buttons(still)) for _ in range(5)]
+    assert seq == [(1, 0, 0), (0, 1, 0), (1, 0, 1), (0, 1, 0), (1, 0, 1)]
+    buttons.reset()
+    assert tuple(buttons(still)) == (1, 0, 0)
+    # without the feedback the same genome holds button 0 for ever
+    blind = Actor(genome, load_neat_config("smb", 2 + 3, 3)[0], discrete=False, scale=1.0, last_action=False)
+    assert [tuple(int(b) for b in blind(np.zeros(5))) for _ in range(3)] == [(1, 0, 0)] * 3
 
 
 def test_tutorial_config_loads_with_one_warning():
-    raw = NEAT_DIR / "tutorial.cfg"
+    raw = config_path("tutorial")
     with pytest.raises(RuntimeError, match="no_fitness_termination"):
         neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet, neat.DefaultStagnation,
                     str(raw))
@@ -127,16 +141,17 @@ def test_tutorial_config_loads_with_one_warning():
 
 def test_unknown_genome_key_is_an_error_not_silence(tmp_path):
     cfg = tmp_path / "typo.cfg"
-    cfg.write_text((NEAT_DIR / "smb.cfg").read_text().replace("conn_add_prob", "conn_add_prb"))
+    cfg.write_text(config_path("smb").read_text().replace("conn_add_prob", "conn_add_prb"))
     with pytest.raises(AgentError, match=r"unknown keys: conn_add_prb \(did you mean conn_add_prob\?\)"):
         load_neat_config(str(cfg), 10, 3)
     with pytest.raises(AgentError, match="NEAT config 'nope' not found"):
         load_neat_config("nope", 10, 3)
 
 
+@pytest.mark.slow
 def test_extinction_without_reset_keeps_checkpoint_and_champion(tmp_path):
     cfg = tmp_path / "extinct.cfg"
-    text = (NEAT_DIR / "smb.cfg").read_text()
+    text = config_path("smb").read_text()
     for old, new in (("reset_on_extinction   = True", "reset_on_extinction   = False"),
                      ("max_stagnation       = 15", "max_stagnation       = 1"),
                      ("species_elitism      = 2", "species_elitism      = 0")):
@@ -153,6 +168,7 @@ def test_extinction_without_reset_keeps_checkpoint_and_champion(tmp_path):
     assert agents.load(run / "final").champion.fitness is not None
 
 
+@pytest.mark.slow
 def test_time_budget_ends_the_run_with_its_champion(tmp_path):
     runs = tmp_path / "runs"
     path = write_experiment(tmp_path, 10_000)
@@ -165,6 +181,7 @@ def test_time_budget_ends_the_run_with_its_champion(tmp_path):
     assert 1 <= len(gens) < 10_000 and (run / "final" / "champion.pkl").is_file()
 
 
+@pytest.mark.slow
 def test_demo_trains_then_films_the_champion(tmp_path, capsys):
     runs = tmp_path / "runs"
     config = write_experiment(tmp_path, 10_000, last_action=True)

@@ -10,6 +10,7 @@ import math
 import pickle
 import random
 import sys
+from pathlib import Path
 
 import neat
 import numpy as np
@@ -17,7 +18,7 @@ import pytest
 from neat.activations import ActivationFunctionSet
 from neat.aggregations import AggregationFunctionSet
 
-from agents.neat_network import CompiledNetwork, benchmark_activation
+from agents.neat_network import CompiledNetwork
 
 ALL_ACTIVATIONS = sorted(ActivationFunctionSet().functions)
 ALL_AGGREGATIONS = sorted(AggregationFunctionSet().functions)
@@ -476,6 +477,10 @@ def test_reporting_attributes_and_benchmark(make_config):
     assert 12 <= net.num_nodes <= len(genome.nodes)
     assert 0 < net.num_connections <= enabled
     assert "recurrent" in repr(net)
+    # the activation benchmark (benchmarks/neat_generation.py) runs on such a genome
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from neat_generation import benchmark_activation
+
     stats = benchmark_activation(genome, config, n=20)
     assert stats["compiled_per_s"] > 0 and stats["neat_per_s"] > 0
     assert stats["num_connections"] == net.num_connections

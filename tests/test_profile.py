@@ -84,7 +84,7 @@ def test_yaml_on_key_trap_is_not_silently_accepted(tmp_path):
 
 
 def test_unknown_profile_lists_shipped_ones():
-    with pytest.raises(ProfileError, match="Shipped profiles: .*smb"):
+    with pytest.raises(ProfileError, match="Profiles: .*smb.*or .scenario."):
         load_profile("smbb")
 
 

@@ -20,7 +20,7 @@ EXPECTED = {
     "unknown_key": ["agent.hyperparams.n_step: unknown key, did you mean n_steps?"],
     "unknown_game": ["game: Unknown game 'SuperMarioBro-Nes'", "Did you mean SuperMarioBros-Nes"],
     "unknown_state": ["state: unknown state 'Level9-1' for SuperMarioBros-Nes. Did you mean Level8-1?"],
-    "missing_rom": ["game: no ROM for SonicTheHedgehog2-Genesis", "retrodojo roms import PATH"],
+    "missing_rom": ["game: No ROM for SonicTheHedgehog2-Genesis", "retrodojo roms import PATH"],
     "negative_budget": ["budget.frames: Input should be greater than 0 (got -100)"],
     "unknown_algo": ["agent.algo: unknown algo 'dqn'", "choices: ppo, a2c, ppo_lstm, a2c_lstm, neat"],
     "string_schedule": ["agent.hyperparams.learning_rate: schedules are data, not strings"],

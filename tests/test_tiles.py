@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from conftest import smb_spec
 
-from wrappers.factory import EnvSpec, make_env, validate_spec
-from wrappers.roms import RomError
+from wrappers import EnvError, EnvSpec, make_env
 from wrappers.tiles import ABOVE, BEHIND, COLS, ROWS
 
 
@@ -30,5 +29,5 @@ def test_tiles_at_the_start_of_1_1_and_over_the_first_pipe(smb_run):
 
 
 def test_tiles_only_for_smb():
-    with pytest.raises(RomError, match="tiles reads Super Mario Bros' RAM"):
-        validate_spec(EnvSpec(game="Pong-Atari2600", profile="pong", obs="tiles"))
+    with pytest.raises(EnvError, match="obs: tiles reads Super Mario Bros' RAM"):
+        EnvSpec(game="Pong-Atari2600", profile="pong", obs="tiles").check()

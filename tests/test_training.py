@@ -44,6 +44,7 @@ def write_experiment(tmp_path: Path, algo: str, frames: int, **extra) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "ppo_lstm", "a2c_lstm"])
 def test_train_checkpoint_resume_evaluate(tmp_path, algo, capsys):
     runs = tmp_path / "runs"
@@ -99,6 +100,7 @@ def test_train_checkpoint_resume_evaluate(tmp_path, algo, capsys):
     assert group["window"] == at and group["values"] == [pytest.approx(sum(episodes) / len(episodes))]
 
 
+@pytest.mark.slow
 def test_resume_cannot_change_other_keys_and_corrupt_checkpoint_is_explained(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert main(["train", str(write_experiment(tmp_path, "a2c", 1024)), "--runs-dir", str(runs)]) == 0
@@ -132,6 +134,7 @@ def _wait_for_checkpoint(runs: Path, proc: subprocess.Popen, log: Path, timeout:
     raise AssertionError(f"no checkpoint in {timeout}s:\n{log.read_text()}")
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_resumes_from_last_checkpoint(tmp_path):
     runs = tmp_path / "runs"
     cfg = write_experiment(tmp_path, "a2c", 8192)
@@ -157,6 +160,58 @@ def test_sigkill_during_training_resumes_from_last_checkpoint(tmp_path):
     assert any(s > resumed_from for s in steps)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc: the env workers are children of the forkserver)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+@pytest.mark.slow
+def test_a_killed_env_worker_ends_the_run_with_a_checkpoint_and_it_resumes(tmp_path):
+    runs = tmp_path / "runs"
+    # no periodic checkpoint in this run: the one it ends with is written when the worker dies
+    cfg = write_experiment(tmp_path, "ppo", 200_000, checkpoint={"every_frames": 10**6})
+    log = tmp_path / "train.log"
+    proc = _spawn_train(cfg, runs, log)
+    try:
+        end = time.time() + 180
+        while not [h for h in runs.glob("*/*/eval/history.jsonl") if h.read_text().count("\n") >= 2]:
+            assert proc.poll() is None and time.time() < end, log.read_text()
+            time.sleep(0.5)
+        # the env workers hold an emulator each; the forkserver and resource tracker do not
+        workers = [p for p in _descendants(proc.pid) if "stable_retro" in Path(f"/proc/{p}/maps").read_text()]
+        assert workers, log.read_text()
+        os.kill(workers[0], signal.SIGKILL)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = " ".join(log.read_text().split())
+    run = one_run(runs)
+    m = meta(run)
+    assert rc == 1 and "run failed:" in text and "killed by SIGKILL" in text, text
+    assert "Traceback" not in text and f"retrodojo train --resume {run}" in text
+    assert m["status"] == "failed" and "killed by SIGKILL" in m["error"]
+    (last,) = (run / "checkpoints").iterdir()
+    frames = json.loads((last / "checkpoint.json").read_text())["frames"]
+    assert frames >= 1024 and m["frames"] == frames
+    assert agents.load(last).model.num_timesteps * 4 == frames
+    assert main(["train", "--resume", str(run), "--set", f"budget.frames={frames + 1024}"]) == 0
+    assert meta(run)["status"] == "finished"
+
+
+@pytest.mark.slow
 def test_sigterm_writes_a_checkpoint_then_stops(tmp_path):
     runs = tmp_path / "runs"
     cfg = write_experiment(tmp_path, "ppo", 200_000)

@@ -23,6 +23,7 @@ Example profile (abridged ``configs/games/smb.yaml``)::
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Callable
@@ -32,26 +33,28 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
-PROFILES_DIR = CONFIGS_DIR / "games"
+from wrappers import configs
+from wrappers.errors import UserError, read_text_file
+from wrappers.settings import StrictModel
+
+#: The profile name that needs no file: reward and done from the integration's own scenario.json.
+SCENARIO = "scenario"
 
 #: stable-retro variable types: byte order (``<``, ``>``, ``=``, ``|``), kind (signed, unsigned,
 #: BCD ``d``, decimal nibbles ``n``) and size in bytes.
 TYPE_RE = re.compile(r"^[<>=|][iudn][1-8]$")
 
-ScalarOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in"]
-ChangeOp = Literal["increased", "decreased", "changed"]
 Op = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "increased", "decreased", "changed"]
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError):
     """A game profile is invalid; the message names the file and every bad key."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Model(StrictModel):
+    model_config = ConfigDict(frozen=True)
 
 
 class Variable(_Model):
@@ -161,7 +164,8 @@ class Profile(_Model):
     description: str = ""
     variables: dict[str, Variable] = Field(default_factory=dict)
     derived: dict[str, Derived] = Field(default_factory=dict)
-    progress: str
+    progress: str | None = Field(
+        default=None, description="Variable whose episode maximum is progress; None: the return so far.")
     target: str | float | None = Field(default=None, description="Progress value (or variable) of the goal.")
     rewards: dict[str, RewardTerm] = Field(min_length=1)
     done: dict[str, Condition] = Field(default_factory=dict)
@@ -188,16 +192,13 @@ def _loc(loc: tuple) -> str:
 
 
 def profile_path(name: str) -> Path:
-    """Resolve a profile name (``smb``) or path to its YAML file."""
-    p = Path(name)
-    if p.suffix in (".yaml", ".yml") or p.parent != Path("."):
-        return p
-    return PROFILES_DIR / f"{name}.yaml"
+    """Resolve a profile name (``smb``) or path to its YAML file (see :mod:`wrappers.configs`)."""
+    return configs.resolve("games", name)
 
 
 def available_profiles() -> list[str]:
-    """Return the names of the profiles shipped under ``configs/games``."""
-    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+    """Return the names of the profile files found (user folders and shipped); ``scenario`` needs none."""
+    return configs.available("games")
 
 
 @lru_cache(maxsize=64)
@@ -219,7 +220,7 @@ def system_buttons(game: str) -> list[str]:
 
     from wrappers import roms
 
-    system = roms._short(roms.canonical_game(game)).rsplit("-", 1)[-1]
+    system = roms.short_name(roms.canonical_game(game)).rsplit("-", 1)[-1]
     return list(rdata.EMU_INFO[system]["buttons"])
 
 
@@ -230,16 +231,22 @@ def load_profile(name: str, game: str | None = None) -> Profile:
         ProfileError: naming the file and every bad key at once (unknown variables, bad address types,
             unknown buttons, malformed rules).
     """
+    if name == SCENARIO:
+        if game is None:
+            raise ProfileError("The 'scenario' profile needs a game: it is read from the game's scenario.json.")
+        return scenario_profile(game)
     path = profile_path(name)
-    if not path.is_file():
+    if not path.exists() and not configs.looks_like_path(name):
         raise ProfileError(
-            f"Game profile '{name}' not found (looked for {path}). Shipped profiles: "
-            f"{', '.join(available_profiles())}; or give the path of a YAML file."
+            f"Game profile '{name}' not found (looked for {path}). Profiles: {', '.join(available_profiles())}; "
+            "or give the path of a YAML file, or 'scenario' to use the game's own scenario.json."
         )
+    text = read_text_file(path, "game profile", "A profile is a YAML file like configs/games/smb.yaml.",
+                          error=ProfileError)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ProfileError(f"{path}: not valid YAML: {e}") from None
+        raise ProfileError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from None
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: a profile is a mapping of keys (game, variables, rewards, ...).")
     raw.setdefault("name", path.stem)
@@ -255,6 +262,41 @@ def load_profile(name: str, game: str | None = None) -> Profile:
     if errors:
         raise ProfileError("Invalid game profile:\n  " + "\n  ".join(f"{path}: {e}" for e in errors))
     return profile
+
+
+def default_profile(game: str) -> str:
+    """The profile to play ``game`` with when none is named: a profile file written for it, else 'scenario'."""
+    from wrappers import roms
+
+    want = roms.short_name(roms.canonical_game(game))
+    for name in configs.available("games"):
+        try:
+            raw = yaml.safe_load(read_text_file(profile_path(name), "game profile", ""))
+        except (UserError, yaml.YAMLError, ValueError):
+            continue
+        if isinstance(raw, dict) and isinstance(raw.get("game"), str) and roms.short_name(raw["game"]) == want:
+            return name
+    return SCENARIO
+
+
+def scenario_profile(game: str) -> Profile:
+    """A profile that adds nothing to the integration: reward and done from its scenario.json.
+
+    Progress is the return so far; the action set ``combos`` is every combination of the console's
+    button groups (stable-retro's ``Actions.DISCRETE``: 18 on the Atari 2600, 36 on the NES), so any
+    integrated game can be played and trained without writing a profile.
+    """
+    import stable_retro.data as rdata
+
+    from wrappers import roms
+
+    game = roms.canonical_game(game)
+    system = roms.short_name(game).rsplit("-", 1)[-1]
+    groups = rdata.EMU_INFO[system].get("actions") or [[[]]]
+    combos = [[b for part in parts for b in part] or ["NOOP"] for parts in itertools.product(*groups)]
+    return Profile(name=SCENARIO, game=game, description=f"{roms.short_name(game)} as its scenario.json says.",
+                   rewards={"scenario": RewardTerm(scenario=True)}, done={"scenario": Condition(scenario=True)},
+                   actions={"combos": combos}, default_actions="combos", path=f"{roms.short_name(game)}/scenario.json")
 
 
 def with_rewards(profile: Profile, rewards: dict[str, float] | None) -> Profile:
@@ -299,7 +341,8 @@ def check_profile(profile: Profile) -> list[str]:
                 errors.append(f"derived.{name}.sum: '{var}' is derived; sums take RAM variables only")
             else:
                 need(var, f"derived.{name}.sum.{var}")
-    need(profile.progress, "progress")
+    if profile.progress is not None:
+        need(profile.progress, "progress")
     if isinstance(profile.target, str):
         need(profile.target, "target")
     for name, t in profile.rewards.items():
@@ -418,7 +461,7 @@ class GameTracker:
         self._scenario_reward = scenario_reward
         self._scenario_done = scenario_done
         conds = [*profile.done.values(), *([profile.success] if profile.success else [])]
-        needed = {profile.progress} | {t.delta or t.gain for t in profile.rewards.values()} - {None}
+        needed = ({profile.progress} | {t.delta or t.gain for t in profile.rewards.values()}) - {None}
         if isinstance(profile.target, str):
             needed.add(profile.target)
         for c in conds:
@@ -437,6 +480,7 @@ class GameTracker:
         self._uses_scen_done = any(c.uses_scenario() for c in conds)
         self._terms = list(profile.rewards.items())
         self._prev: dict[str, float] = {}
+        self._return = 0.0
         self._best: dict[str, float] = {}
         self.start_progress = 0.0
         self.best_progress = 0.0
@@ -453,10 +497,14 @@ class GameTracker:
         v = self.values()
         self._prev = v
         self._best = {t.gain: v[t.gain] for t in self.profile.rewards.values() if t.gain}
-        self.start_progress = self.best_progress = float(v[self.profile.progress])
+        self._return = 0.0
+        self.start_progress = self.best_progress = self._progress(v)
         if self._scenario_reward and any(t.scenario for t in self.profile.rewards.values()):
             self._scenario_reward()
         return v
+
+    def _progress(self, v: dict[str, float]) -> float:
+        return float(v[self.profile.progress]) if self.profile.progress is not None else self._return
 
     def target(self, v: dict[str, float]) -> float | None:
         """The goal in progress units relative to the start (None when the profile has no target)."""
@@ -490,7 +538,8 @@ class GameTracker:
                 r = min(max(r, t.clip[0]), t.clip[1])
             terms[name] = r
             total += r
-        prog = float(v[self.profile.progress])
+        self._return += total
+        prog = self._progress(v)
         if prog > self.best_progress:
             self.best_progress = prog
         self._prev = v

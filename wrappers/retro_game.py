@@ -104,6 +104,12 @@ class RetroGame(gym.Wrapper):
         info = {"state": self.state_name}
         return obs, info
 
+    def close(self):
+        """Finish the episode's .bk2 movie (stable-retro's own close leaves it unwritten), then close."""
+        if self.retro.movie is not None:
+            self.retro.stop_record()
+        super().close()
+
     # ------------------------------------------------------------------ step
 
     def _mask(self, action) -> np.ndarray:
@@ -175,7 +181,7 @@ def _read_state(game: str, name: str) -> bytes:
     path = rdata.get_file_path(game, name + ".state", roms.INTTYPE)
     if path is None:
         available = rdata.list_states(game, roms.INTTYPE)
-        raise roms.RomError(f"Unknown state '{name}' for {roms._short(game)}. Its states are: "
+        raise roms.RomError(f"Unknown state '{name}' for {roms.short_name(game)}. Its states are: "
                             f"{', '.join(available) or 'none'}.")
     with gzip.open(path, "rb") as f:
         return f.read()

@@ -30,6 +30,8 @@ from pathlib import Path
 import stable_retro
 import stable_retro.data as rdata
 
+from wrappers.errors import UserError
+
 #: Integration types searched for games: the store first, then contrib, experimental and stable.
 INTTYPE = rdata.Integrations.ALL
 
@@ -47,7 +49,7 @@ _MAX_ROM_BYTES = 64 * 1024 * 1024
 _registered: str | None = None
 
 
-class RomError(Exception):
+class RomError(UserError):
     """A ROM problem a user can fix (missing ROM, unknown game, unreadable or hostile file)."""
 
 
@@ -97,8 +99,8 @@ def canonical_game(name: str) -> str:
         return name
     if f"{name}-v0" in games:
         return f"{name}-v0"
-    short = sorted({_short(g) for g in games})
-    near = difflib.get_close_matches(_short(name), short, n=3, cutoff=0.5)
+    short = sorted({short_name(g) for g in games})
+    near = difflib.get_close_matches(short_name(name), short, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(near)}?" if near else ""
     raise RomError(
         f"Unknown game '{name}': stable-retro has no integration of that name.{hint} "
@@ -106,7 +108,8 @@ def canonical_game(name: str) -> str:
     )
 
 
-def _short(game: str) -> str:
+def short_name(game: str) -> str:
+    """The game name without stable-retro 1.0's ``-v0`` folder suffix (``SuperMarioBros-Nes``)."""
     return game[:-3] if game.endswith("-v0") else game
 
 
@@ -140,7 +143,7 @@ def require_rom(game: str) -> Path:
     path = rom_path(game)
     if path is None:
         raise RomError(
-            f"No ROM for {_short(game)}. ROMs are copyrighted and not shipped with retrodojo: import your own "
+            f"No ROM for {short_name(game)}. ROMs are copyrighted and not shipped with retrodojo: import your own "
             f"dump with `retrodojo roms import PATH` (a file, a folder or a zip; it is matched by SHA-1 against "
             f"stable-retro's rom.sha). Games playable now: `retrodojo roms list`."
         )
@@ -184,7 +187,7 @@ def known_hashes() -> dict[str, tuple[str, str]]:
 
 
 def _ext_for(game: str) -> str:
-    system = _short(game).rsplit("-", 1)[-1]
+    system = short_name(game).rsplit("-", 1)[-1]
     return "." + rdata.EMU_INFO[system]["ext"][0]
 
 
@@ -247,7 +250,7 @@ def describe_unmatched(name: str, raw: bytes) -> str:
     """One paragraph on a file that matched no integration: system guess, nearest game, hash."""
     sha = _candidate_hashes(name, raw)[0][0]
     stem = Path(name).stem.replace("_", " ").replace(".", " ")
-    keys = {_short(g).rsplit("-", 1)[0].lower(): _short(g) for g in all_games()}
+    keys = {short_name(g).rsplit("-", 1)[0].lower(): short_name(g) for g in all_games()}
     squashed = stem.lower().replace(" ", "").replace("-", "")
     near = difflib.get_close_matches(squashed, list(keys), n=1, cutoff=0.3)
     nearest = keys[near[0]] if near else "none"
@@ -365,7 +368,7 @@ def import_paths(paths: Iterable[str | os.PathLike], source: str | None = None) 
                 pending[name] = describe_unmatched(name, raw)
             continue
         target = install(match, source or name)
-        report.imported.append({"game": _short(match.game), "path": str(target), "source": source or name,
+        report.imported.append({"game": short_name(match.game), "path": str(target), "source": source or name,
                                 "sha1": match.sha1, "note": match.note})
     report.skipped.extend(pending.values())
     return report
@@ -400,7 +403,7 @@ def import_bundled() -> ImportReport:
         if match is None:
             continue
         target = install(match, source)
-        report.imported.append({"game": _short(match.game), "path": str(target), "source": source,
+        report.imported.append({"game": short_name(match.game), "path": str(target), "source": source,
                                 "sha1": match.sha1, "note": match.note})
     return report
 
@@ -433,7 +436,7 @@ def list_games(include_missing: bool = False) -> list[dict]:
         if path is None and not include_missing:
             continue
         rows.append({
-            "game": _short(game),
+            "game": short_name(game),
             "playable": path is not None,
             "states": rdata.list_states(game, INTTYPE) if path else [],
             "source": describe_source(game, path) if path else None,

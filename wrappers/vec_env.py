@@ -35,6 +35,26 @@ _STEP, _PIPE = 0, 1
 _OK, _ENDED, _ERROR = 0, 1, 2
 
 
+def cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class EnvWorkerError(RuntimeError):
+    """An env worker process died or raised; the message names the worker and what happened."""
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
 def _plan(n: int, obs_shape, obs_dtype, act_shape, act_dtype) -> tuple[list, int]:
     """Fields of the shared block (name, shape, dtype, offset), 8-byte aligned, and its total size."""
     fields, offset = [], 0
@@ -91,7 +111,7 @@ def _raise_if_dead(processes):
     def check() -> None:
         dead = [p for p in processes if not p.is_alive()]
         if dead:
-            raise RuntimeError(f"an env worker died (exit code {dead[0].exitcode}); see its error above")
+            raise EnvWorkerError(f"an env worker process (pid {dead[0].pid}) died: {_exit_reason(dead[0].exitcode)}")
 
     return check
 
@@ -192,9 +212,8 @@ class RetroVecEnv(VecEnv):
         self.processes: list = []
         self.local_env: gym.Env | None = env_fns[0]() if local else None
         self._remote_ids = list(range(1 if local else 0, n))
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         if spin is None:
-            spin = len(self._remote_ids) + 1 <= cores
+            spin = len(self._remote_ids) + 1 <= cores()
         self._spin_s = 0.0005 if spin else 0.0
 
         self.num_envs = n  # VecEnv.__init__ (below, once workers run) asks them for render_mode
@@ -218,7 +237,7 @@ class RetroVecEnv(VecEnv):
             tag, payload = self._recv(i)
             if tag == "error":
                 self.close()
-                raise RuntimeError(f"env {i} failed to start in its worker process:\n{payload}")
+                raise EnvWorkerError(f"env {i} failed to start in its worker process:\n{payload}")
             spaces = spaces or payload
         if self.local_env is not None:
             spaces = (self.local_env.observation_space, self.local_env.action_space)
@@ -242,7 +261,7 @@ class RetroVecEnv(VecEnv):
         while not remote.poll(1.0):
             proc = self.processes[self._remote_ids.index(i)]
             if not proc.is_alive():
-                raise RuntimeError(f"env worker {i} died (exit code {proc.exitcode})")
+                raise EnvWorkerError(f"env worker {i} (pid {proc.pid}) died: {_exit_reason(proc.exitcode)}")
         return remote.recv()
 
     def _pipe(self, i: int, cmd: str, data=None):
@@ -251,7 +270,7 @@ class RetroVecEnv(VecEnv):
         self.remotes[i].send((cmd, data))
         result = self._recv(i)
         if isinstance(result, tuple) and len(result) == 2 and result[0] == "error":
-            raise RuntimeError(f"env worker {i} failed:\n{result[1]}")
+            raise EnvWorkerError(f"env worker {i} failed:\n{result[1]}")
         return result
 
     def _wait_done(self, count: int) -> None:
@@ -314,9 +333,11 @@ class RetroVecEnv(VecEnv):
             if status == _ENDED:
                 infos[i], self.reset_infos[i] = self._recv(i)
             elif status == _ERROR:
-                errors.append(f"env {i}:\n{self._recv(i)}")
+                errors.append((i, self._recv(i)))
         if errors:
-            raise RuntimeError("env worker step failed:\n" + "\n".join(errors))
+            i, tb = errors[0]
+            last = tb.strip().splitlines()[-1] if tb.strip() else "an error"
+            raise EnvWorkerError(f"env {i} raised in its worker process: {last}\n" + "\n".join(t for _, t in errors))
         s = self._slots
         return s.obs.copy(), s.rew.astype(np.float32), s.done.astype(bool), infos
 

@@ -1,0 +1,115 @@
+"""The groundwork's contracts: each env setting declared once, one validator reporting every problem, the
+typed run contract, hyperparameter models that match the SB3 constructors, and the public API."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+
+import pytest
+
+import agents
+import experiments
+import wrappers
+from agents.base import ALGOS, RunContext, agent_class
+from experiments.spec import ExperimentSpec
+from wrappers.settings import EnvSettings, EnvSpec, StrictModel, env_problems
+
+
+def test_env_settings_are_declared_once():
+    # the experiment's env: section *is* the wrappers' settings model, and the env spec extends it
+    assert ExperimentSpec.model_fields["env"].annotation is EnvSettings
+    assert issubclass(EnvSpec, EnvSettings)
+    assert set(EnvSettings.model_fields) <= set(EnvSpec.model_fields)
+    for name, field in EnvSettings.model_fields.items():
+        assert EnvSpec.model_fields[name].description == field.description, name
+        assert field.description, f"EnvSettings.{name} has no description"
+
+
+def test_one_validator_reports_every_problem_with_its_key():
+    problems = env_problems({"game": "SuperMarioBros-Nes", "state": ["Level1-1", "Level9-1", "Levl2-1"],
+                             "profile": "smb", "actions": "rigth_only", "rewards": {"deaths": -5}})
+    keys = [k for k, _ in problems]
+    assert keys == ["state[1]", "state[2]", "actions", "rewards"]
+    text = dict(problems)
+    assert "Did you mean Level8-1?" in text["state[1]"] and "Did you mean Level2-1?" in text["state[2]"]
+    assert "did you mean right_only?" in text["actions"] and "its terms: x" in text["rewards"]
+    assert env_problems({"game": "Pong-Atari2600", "profile": "pong", "obs": "tiles"}) == [
+        ("obs", "tiles reads Super Mario Bros' RAM and does not work for Pong-Atari2600")]
+    # an unknown game stops the checks that depend on it; a wrong type is left to the model
+    assert [k for k, _ in env_problems({"game": "Marion", "profile": "smb"})] == ["game"]
+    assert env_problems({"game": 3, "profile": "smb"}) == []
+    # the experiment loader reports the same problems under their YAML paths
+    from experiments.spec import SpecError, validate_spec
+
+    with pytest.raises(SpecError) as e:
+        validate_spec({"name": "x", "game": "SuperMarioBros-Nes", "states": ["Level1-1", "Level9-1"],
+                       "profile": "smb", "env": {"actions": "rigth_only"}, "agent": {"algo": "ppo"},
+                       "budget": {"frames": 1}, "eval": {"states": ["Level0-1"]}}, "x.yaml")
+    assert [line.split(":")[0] for line in e.value.errors] == ["states[1]", "env.actions", "eval.states[0]"]
+
+
+def test_env_spec_check_raises_every_problem_at_once():
+    spec = EnvSpec(game="SuperMarioBros-Nes", state="Level9-1", profile="smb", actions="jump")
+    with pytest.raises(wrappers.EnvError) as e:
+        spec.check()
+    assert [k for k, _ in e.value.problems] == ["state", "actions"]
+    assert "the env has 2 problems" in str(e.value)
+
+
+def test_run_implements_the_run_contract(tmp_path):
+    from experiments.run import Run
+
+    spec = ExperimentSpec.model_validate({"name": "x", "game": "SuperMarioBros-Nes", "state": "Level1-1",
+                                          "profile": "smb", "agent": {"algo": "ppo"}, "budget": {"frames": 10}})
+    run = Run.create(spec, 1, tmp_path)
+    assert isinstance(run, RunContext)
+    members = {n for n in RunContext.__dict__ if not n.startswith("_")} | set(RunContext.__annotations__)
+    missing = [m for m in members if not hasattr(run, m)]
+    assert not missing
+    run.close("finished")
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_agents_declare_the_agent_protocol(algo):
+    cls = agent_class(algo)
+    assert cls.algo == algo and issubclass(cls.Spec, StrictModel)
+    for member in ("learn", "write_checkpoint", "save", "load", "policy"):
+        assert callable(getattr(cls, member)), member
+    assert typing.get_args(cls.Spec.model_fields["algo"].annotation) == (algo,)
+
+
+def _sb3_class(algo: str):
+    if algo == "ppo":
+        from stable_baselines3 import PPO
+        return PPO
+    if algo == "a2c":
+        from stable_baselines3 import A2C
+        return A2C
+    if algo == "ppo_lstm":
+        from sb3_contrib import RecurrentPPO
+        return RecurrentPPO
+    from agents.recurrent_a2c import RecurrentA2C
+    return RecurrentA2C
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "ppo_lstm", "a2c_lstm"])
+def test_hyperparameter_models_match_the_sb3_constructors(algo):
+    params = inspect.signature(_sb3_class(algo).__init__).parameters
+    hyper = agent_class(algo).Spec.model_fields["hyperparams"].annotation
+    unknown = [name for name in hyper.model_fields if name not in params]
+    assert not unknown, f"{algo}: {unknown} are not arguments of {_sb3_class(algo).__name__} any more"
+    # and every one of them really reaches the constructor
+    kwargs = hyper().to_sb3()
+    assert set(kwargs) == set(hyper.model_fields)
+
+
+def test_public_api_is_reexported():
+    for package in (wrappers, agents, experiments):
+        assert package.__all__, package.__name__
+        for name in package.__all__:
+            assert getattr(package, name) is not None, f"{package.__name__}.{name}"
+    assert wrappers.make_env is wrappers.factory.make_env and wrappers.EnvSpec is EnvSpec
+    assert agents.load is agents.base.load and experiments.load_spec is experiments.spec.load_spec
+    with pytest.raises(AttributeError):
+        _ = wrappers.no_such_name
