@@ -53,15 +53,16 @@ def _model(which: str):
         venv = VecTransposeImage(VecFrameStack(SubprocVecEnv([_example_env] * N_ENVS), n_stack=4))
         model = PPO("CnnPolicy", venv, learning_rate=LinearSchedule(2.5e-4, 0.0, 1.0), verbose=0, seed=0, **HYPER)
         return model, None
-    from agents.sb3_agents import TorchThreads, _cores, cnn_policy_kwargs
+    from agents.sb3_agents import TorchThreads, cnn_policy_kwargs
     from wrappers import EnvSpec, make_vec_env
+    from wrappers.vec_env import cores
 
     spec = EnvSpec(game="SuperMarioBros-Nes", state="Level1-1", profile="smb", actions="right_only",
                    sticky_prob=0.25, frame_skip=SKIP)
     venv = make_vec_env(spec, N_ENVS, seed=0)
     model = PPO("CnnPolicy", venv, learning_rate=LinearSchedule(2.5e-4, 0.0, 1.0), verbose=0, seed=0,
                 policy_kwargs=cnn_policy_kwargs({}), **HYPER)
-    return model, TorchThreads(_cores())
+    return model, TorchThreads(cores())
 
 
 def _measure(which: str, rollouts: int, q) -> None:

@@ -8,6 +8,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -261,3 +262,20 @@ def test_missing_and_wrong_folders_for_every_command(tmp_path, capsys):
         assert rc == 2 and ("nope" in text or "file.txt" in text or str(tmp_path) in text), (args, text)
     rc, text = _run_cli(["roms", "import", missing, a_file], capsys)
     assert rc == 1 and "no such file" in text and "no integration matches" in text
+
+
+def test_a_damaged_zip_is_reported_member_by_member(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "dumps.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("game.nes", b"NES\x1a" + np.random.default_rng(0).bytes(40_000))
+    raw = bytearray(archive.read_bytes())
+    raw[1000:1200] = b"\xff" * 200  # inside the member's compressed data, not the directory at the end
+    archive.write_bytes(bytes(raw))
+    report = roms.import_paths([archive])
+    assert not report.imported
+    assert any("game.nes: cannot be unpacked" in s and "damaged" in s for s in report.skipped), report.skipped
+    # and a file named .zip that is no zip at all is described like any unmatched file
+    (tmp_path / "fake.zip").write_bytes(b"not a zip")
+    assert "no integration matches" in roms.import_paths([tmp_path / "fake.zip"]).skipped[0]

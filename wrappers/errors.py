@@ -37,25 +37,28 @@ def read_text_file(path: str | Path, what: str, fix: str, error: Callable[[str],
         >>> read_text_file("configs/games/smb.yaml", "game profile", "Give a YAML file.")  # doctest: +SKIP
     """
     p = Path(path)
+    a_what = f"{'an' if what[:1].lower() in 'aeiou' else 'a'} {what}"
     try:
         if not p.exists():
             raise error(f"{p}: no such {what}. {fix}")
         if p.is_dir():
-            raise error(f"{p} is a folder, not a {what}. {fix}")
+            raise error(f"{p} is a folder, not {a_what}. {fix}")
+        if not p.is_file():  # a FIFO or a device would block or never end
+            raise error(f"{p} is not a regular file, so it is not {a_what}. {fix}")
         size = p.stat().st_size
         if size > max_bytes:
-            raise error(f"{p} is {size:,} bytes, too large to be a {what} (at most {max_bytes:,}). {fix}")
+            raise error(f"{p} is {size:,} bytes, too large to be {a_what} (at most {max_bytes:,}). {fix}")
         data = p.read_bytes()
     except OSError as e:
         raise error(f"{p}: cannot read this {what} ({e.strerror or e}). {fix}") from None
     if not data.strip():
-        raise error(f"{p} is empty; a {what} was expected. {fix}")
+        raise error(f"{p} is empty; {a_what} was expected. {fix}")
     if b"\x00" in data:
-        raise error(f"{p} is a binary file, not a {what} (it holds NUL bytes). {fix}")
+        raise error(f"{p} is a binary file, not {a_what} (it holds NUL bytes). {fix}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise error(f"{p} is not UTF-8 text (a bad byte at offset {e.start}), so it is not a {what}. {fix}") from None
+        raise error(f"{p} is not UTF-8 text (a bad byte at offset {e.start}), so it is not {a_what}. {fix}") from None
 
 
 def read_json_file(path: str | Path, what: str, fix: str, error: Callable[[str], Exception] = UserError,

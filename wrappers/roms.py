@@ -23,6 +23,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ ALTERNATE_DUMPS: dict[str, tuple[str, str]] = {
 }
 
 SOURCE_FILE = "source.json"
+_WHOLE = "\x00whole"  # marks a zip tried as one ROM (an arcade set) before its members
 _MAX_ROM_BYTES = 64 * 1024 * 1024
 
 _registered: str | None = None
@@ -284,38 +286,56 @@ def _iter_sources(paths: Iterable[str | os.PathLike]) -> Iterator[tuple[str, byt
             files = sorted(f for f in path.rglob("*") if f.is_file())
         elif path.is_file():
             files = [path]
+        elif path.exists():
+            yield str(path), None, f"{path}: not a regular file or folder."
+            continue
         else:
             yield str(path), None, f"{path}: no such file or folder."
             continue
         for f in files:
-            if zipfile.is_zipfile(f):
-                yield from _iter_zip(f)
-            elif f.stat().st_size > _MAX_ROM_BYTES:
-                yield str(f), None, f"{f}: larger than {_MAX_ROM_BYTES >> 20} MiB, not a supported ROM."
-            else:
-                yield str(f), f.read_bytes(), ""
+            try:
+                if zipfile.is_zipfile(f):
+                    yield from _iter_zip(f)
+                elif f.stat().st_size > _MAX_ROM_BYTES:
+                    yield str(f), None, f"{f}: larger than {_MAX_ROM_BYTES >> 20} MiB, not a supported ROM."
+                else:
+                    yield str(f), f.read_bytes(), ""
+            except OSError as e:
+                yield str(f), None, f"{f}: cannot read it ({e.strerror or e})."
 
 
 def _iter_zip(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
     """Yield zip members in memory; members with absolute paths or '..' are refused, never extracted."""
+    if path.stat().st_size > _MAX_ROM_BYTES:
+        yield str(path), None, f"{path}: a zip larger than {_MAX_ROM_BYTES >> 20} MiB; unpack the ROMs you need."
+        return
     raw_zip = path.read_bytes()
-    # An arcade (FBNeo) ROM set is itself a zip: try the archive as a whole first.
-    yield str(path), raw_zip, ""
-    with zipfile.ZipFile(path) as zf:
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            member = info.filename
-            parts = Path(member.replace("\\", "/")).parts
-            if member.startswith(("/", "\\")) or (len(member) > 1 and member[1] == ":") or ".." in parts:
-                yield f"{path}:{member}", None, (
-                    f"{path}: refused member '{member}' (absolute path or '..'); nothing from it was written."
-                )
-                continue
-            if info.file_size > _MAX_ROM_BYTES:
-                yield f"{path}:{member}", None, f"{path}:{member}: larger than {_MAX_ROM_BYTES >> 20} MiB."
-                continue
-            yield f"{path}:{member}", zf.read(info), ""
+    # An arcade (FBNeo) ROM set is itself a zip: try the archive as a whole first (its members follow, so
+    # an archive that matches nothing as a whole is not reported).
+    yield f"{path}{_WHOLE}", raw_zip, ""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                member = info.filename
+                parts = Path(member.replace("\\", "/")).parts
+                if member.startswith(("/", "\\")) or (len(member) > 1 and member[1] == ":") or ".." in parts:
+                    yield f"{path}:{member}", None, (
+                        f"{path}: refused member '{member}' (absolute path or '..'); nothing from it was written."
+                    )
+                    continue
+                if info.file_size > _MAX_ROM_BYTES:
+                    yield f"{path}:{member}", None, f"{path}:{member}: larger than {_MAX_ROM_BYTES >> 20} MiB."
+                    continue
+                try:
+                    data = zf.read(info)
+                except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+                    yield f"{path}:{member}", None, f"{path}:{member}: cannot be unpacked ({e}); the zip is damaged."
+                    continue
+                yield f"{path}:{member}", data, ""
+    except (zipfile.BadZipFile, EOFError) as e:
+        yield str(path), None, f"{path}: a damaged zip ({e}); nothing from it was imported."
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -362,9 +382,11 @@ def import_paths(paths: Iterable[str | os.PathLike], source: str | None = None) 
         if raw is None:
             report.skipped.append(error)
             continue
+        whole = name.endswith(_WHOLE)
+        name = name.removesuffix(_WHOLE)
         match = match_bytes(name, raw, table)
         if match is None:
-            if not name.lower().endswith(".zip"):
+            if not whole:
                 pending[name] = describe_unmatched(name, raw)
             continue
         target = install(match, source or name)
