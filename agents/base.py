@@ -53,8 +53,9 @@ class Agent(Protocol):
 
     ``Spec`` is the algorithm's settings model (the experiment file's ``agent:`` section); an instance
     holds its ``spec``, the ``env_spec`` of the game it plays and its ``seed``. A class may also define
-    ``problems(spec) -> [(key, message)]`` (a classmethod) to check the files its settings name before a
-    run folder is made (NEAT's config).
+    ``problems(spec, env_settings) -> [(key, message)]`` (a classmethod) to check its settings against the
+    env and the files they name before a run folder is made (NEAT's config, a policy that cannot read
+    the observation).
     """
 
     algo: ClassVar[str]
@@ -103,6 +104,7 @@ class RunContext(Protocol):
     dir: Path
     seed: int
     resumes: int
+    start_frames: int
     spec: Any
     env_spec: EnvSpec
     stop_requested: bool
@@ -188,7 +190,7 @@ def read_agent_file(path: str | Path) -> dict:
                          "checkpoint folder, or a run folder to `retrodojo evaluate`.")
     fix = "The run's other checkpoints may still load; delete this folder to resume from the one before it."
     meta = read_json_file(marker, "saved agent's agent.json", fix, error=AgentError)
-    if not isinstance(meta, dict) or meta.get("algo") not in ALGOS:
+    if not isinstance(meta, dict) or not isinstance(meta.get("algo"), str) or meta["algo"] not in ALGOS:
         raise AgentError(f"{marker} does not name a known algo (one of {', '.join(ALGOS)}). {fix}")
     return meta
 

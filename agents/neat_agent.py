@@ -224,11 +224,14 @@ class NEATAgent:
 
     # ------------------------------------------------------------------ set-up
     @classmethod
-    def problems(cls, spec: NEATSpec) -> list[tuple[str, str]]:
+    def problems(cls, spec: NEATSpec, env=None) -> list[tuple[str, str]]:
         """Check the NEAT config the settings name (readable, valid, no unknown keys) before any run starts.
 
-        Input and output sizes come from the env later; any sizes do to check the file.
+        Input and output sizes come from the env later; any sizes do to check the file. NEAT reads any flat
+        observation (tiles, RAM variables, small pixels), but not the pixels+ram dict.
         """
+        if env is not None and env.obs == "pixels+ram":
+            return [("algo", "NEAT reads one flat observation: use env.obs: ram (or tiles, or pixels)")]
         try:
             load_neat_config(spec.config, 1, 1, pop_size=spec.pop_size)
         except AgentError as e:

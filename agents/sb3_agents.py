@@ -76,7 +76,8 @@ class A2CHyperparams(StrictModel):
 
 
 class _SB3Spec(StrictModel):
-    policy: Literal["cnn", "mlp"] = Field(default="cnn", description="cnn for pixels, mlp for the tile grid.")
+    policy: Literal["cnn", "mlp", "multi"] = Field(
+        default="cnn", description="cnn for pixels, mlp for the tile grid or RAM variables, multi for pixels+ram.")
     n_envs: int = Field(default=8, ge=1, le=256, description="Parallel envs (one emulator process each).")
     device: str = Field(default="auto", description="auto (CUDA when present), cpu or cuda.")
     torch_threads: int | None = Field(default=None, ge=1, description="Threads for updates (default: cores).")
@@ -143,10 +144,21 @@ class SB3Agent:
         """The SB3 algorithm class."""
         raise NotImplementedError
 
+    #: The env observation each policy reads (the spec check refuses other pairs before a run starts).
+    POLICY_OBS = {"cnn": ("pixels",), "mlp": ("tiles", "ram"), "multi": ("pixels+ram",)}
+
     def policy_name(self) -> str:
         """SB3 policy name for the spec's ``policy``."""
-        base = "Cnn" if self.spec.policy == "cnn" else "Mlp"
+        base = {"cnn": "Cnn", "mlp": "Mlp", "multi": "MultiInput"}[self.spec.policy]
         return f"{base}LstmPolicy" if self.recurrent else f"{base}Policy"
+
+    @classmethod
+    def problems(cls, spec: _SB3Spec, env=None) -> list[tuple[str, str]]:
+        """A policy that cannot read the env's observation (cnn on RAM values, mlp on pixels)."""
+        if env is not None and env.obs not in cls.POLICY_OBS[spec.policy]:
+            fit = next(p for p, kinds in cls.POLICY_OBS.items() if env.obs in kinds)
+            return [("policy", f"{spec.policy} does not read env.obs: {env.obs}; use policy: {fit}")]
+        return []
 
     # ------------------------------------------------------------------ learning
 
@@ -167,28 +179,38 @@ class SB3Agent:
         ckpt = run.latest_checkpoint()
         # Fresh env seeds on every resume, so a resumed run does not replay the same sticky-action draws.
         venv = make_vec_env(self.env_spec, self.spec.n_envs, seed=self.seed * 1000 + 100 * run.resumes)
+        # The frames axis counts what the emulators played (move macros and a fight's pauses included),
+        # not agent steps x frame skip.
+        self._frames_base, self._venv = run.start_frames, venv
         try:
             if ckpt is not None:
                 self.model = self._load_model(ckpt, venv)
                 _restore_rng(ckpt / "rng.pkl")
             else:
                 self.model = self._new_model(venv)
-            self.model.set_logger(Logger(folder=None, output_formats=[_RunOutput(run, skip)]))
+            self.model.set_logger(Logger(folder=None, output_formats=[_RunOutput(run, self)]))
             run.hyperparameters(self._hparams_table())
-            total = budget_frames // skip
-            remaining = max(0, total - self.model.num_timesteps)
-            cb = CallbackList([TorchThreads(self.spec.torch_threads or cores()), _RunCallback(self, run, skip)])
-            if remaining:
+            callback = _RunCallback(self, run, budget_frames)
+            cb = CallbackList([TorchThreads(self.spec.torch_threads or cores()), callback])
+            # SB3 counts agent steps: ask for the steps the frames left need at the frame skip; a set whose
+            # actions play more frames (macros) reaches the frame budget first, and the callback stops there.
+            while self.frames() < budget_frames and not callback.over:
+                steps = max(1, -(-(budget_frames - self.frames()) // skip))
                 try:
-                    self.model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False,
+                    self.model.learn(total_timesteps=steps, callback=cb, reset_num_timesteps=False,
                                      log_interval=1, progress_bar=False)
                 except EnvWorkerError:
-                    run.checkpoint(self.model.num_timesteps * skip, self)
+                    run.checkpoint(self.frames(), self)
                     raise
             torch.set_num_threads(self.spec.torch_threads or cores())
-            run.finish(self.model.num_timesteps * skip, self)
+            run.finish(self.frames(), self)
         finally:
             venv.close()
+            self._venv = None
+
+    def frames(self) -> int:
+        """Emulator frames learned from so far (in this run, resumes included)."""
+        return self._frames_base + (self._venv.frames if self._venv is not None else 0)
 
     def _load_model(self, path: Path, venv):
         try:
@@ -323,18 +345,19 @@ class _RunOutput(KVWriter):
     dropped. Losses (``train/*``) and ``rollout/*`` stay as SB3 names them.
     """
 
-    def __init__(self, run, frame_skip: int):
+    def __init__(self, run, agent: SB3Agent):
         self.run = run
-        self.frame_skip = frame_skip
+        self.agent = agent
 
     def write(self, key_values, key_excluded, step: int = 0) -> None:
-        """Forward numeric values at step x frame_skip."""
+        """Forward numeric values at the frames learned from so far."""
+        frames = self.agent.frames()
         for key, value in key_values.items():
             excluded = key_excluded.get(key) or ()
             if key.startswith("time/") or "tensorboard" in excluded:
                 continue
             if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-                self.run.scalar(key, float(value), step * self.frame_skip)
+                self.run.scalar(key, float(value), frames)
 
     def close(self) -> None:
         """Nothing to close: the run owns the writer."""
@@ -358,20 +381,35 @@ class TorchThreads(BaseCallback):
 
 
 class _RunCallback(BaseCallback):
-    """Feeds SB3's loop into the run: episodes, evals, checkpoints, progress, stop requests."""
+    """Feeds SB3's loop into the run: episodes, evals, checkpoints, progress, stop requests, the frame budget.
 
-    def __init__(self, agent: SB3Agent, run, frame_skip: int):
+    The budget is checked when a rollout ends, so the last rollout is always learned from.
+    """
+
+    def __init__(self, agent: SB3Agent, run, budget_frames: int):
         super().__init__()
         self.agent = agent
         self.run = run
-        self.frame_skip = frame_skip
+        self.budget_frames = budget_frames
+        self.over = False  # stopped: by the run (signal, time) or at the frame budget
+        self._begun = False
 
     def _on_training_start(self) -> None:
-        self.run.begin(self.num_timesteps * self.frame_skip, self.agent)
+        if not self._begun:  # learn() may be called again for the last frames
+            self._begun = True
+            self.run.begin(self.agent.frames(), self.agent)
+
+    def _on_rollout_end(self) -> None:
+        if self.agent.frames() >= self.budget_frames:
+            self.over = True
 
     def _on_step(self) -> bool:
-        frames = self.num_timesteps * self.frame_skip
+        if self.over:
+            return False
+        frames = self.agent.frames()
         episodes = [i["episode"] for i in self.locals["infos"] if "episode" in i]
         if episodes:
             self.run.record(frames, episodes)
-        return self.run.tick(frames, self.agent)
+        if not self.run.tick(frames, self.agent):
+            self.over = True
+        return not self.over

@@ -18,15 +18,28 @@ EVAL_SEED = 20_241_124
 
 
 def summarize(episodes: list[dict]) -> dict:
-    """Means over episodes: return, progress, success_rate, episode_frames."""
+    """Means over episodes: return, progress, success_rate, episode_frames, and each profile metric."""
     if not episodes:
         return {"return": 0.0, "progress": 0.0, "success_rate": 0.0, "episode_frames": 0.0}
-    return {
+    out = {
         "return": float(np.mean([e["r"] for e in episodes])),
         "progress": float(np.mean([e["progress"] for e in episodes])),
         "success_rate": float(np.mean([bool(e["success"]) for e in episodes])),
         "episode_frames": float(np.mean([e["frames"] for e in episodes])),
     }
+    for name in episodes[0].get("metrics", {}):
+        out[name] = float(np.mean([e.get("metrics", {}).get(name, 0.0) for e in episodes]))
+    return out
+
+
+def action_shares(episodes: list[dict]) -> dict[str, float]:
+    """How often each action of a discrete set was chosen, as a share of all choices in ``episodes``."""
+    counts: dict[str, int] = {}
+    for e in episodes:
+        for label, n in e.get("actions", {}).items():
+            counts[label] = counts.get(label, 0) + n
+    total = sum(counts.values())
+    return {label: n / total for label, n in counts.items()} if total else {}
 
 
 class Evaluator:

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 
 from experiments.errors import UserError
-from experiments.evaluate import Evaluator
+from experiments.evaluate import Evaluator, action_shares
 from experiments.spec import ExperimentSpec, dump_spec
 from wrappers.errors import read_json_file
 
@@ -196,6 +196,8 @@ class Run:
             self.scalar("train/episode_success", float(ep["success"]), frames)
             for term, value in ep.get("terms", {}).items():
                 self.scalar(f"reward/{term}", value, frames)
+            for name, value in ep.get("metrics", {}).items():
+                self.scalar(f"train/episode_{name}", value, frames)
         self.progress(frames)
 
     # ------------------------------------------------------------------ the choreography
@@ -333,12 +335,15 @@ class Run:
         t0 = time.perf_counter()
         result = self._eval().run(policy)
         mean = result["mean"]
-        for key in ("return", "progress", "success_rate"):
-            self.scalar(f"eval/{key}", mean[key], frames)
-        self.scalar("eval/episode_frames", mean["episode_frames"], frames)
+        for key, value in mean.items():  # return, progress, success_rate, episode_frames, profile metrics
+            self.scalar(f"eval/{key}", value, frames)
+        shares = action_shares(result["episodes"])
+        for label, share in shares.items():
+            self.scalar(f"actions/{label}", share, frames)
         record = {"frames": frames, "time": time.time(), "seconds": round(time.perf_counter() - t0, 2), **mean,
-                  "episodes": [{k: e[k] for k in ("r", "progress", "success", "frames", "reason", "state")}
-                               for e in result["episodes"]]}
+                  "actions": shares,
+                  "episodes": [{k: e.get(k) for k in ("r", "progress", "success", "frames", "reason", "state",
+                                                      "metrics")} for e in result["episodes"]]}
         with open(self.dir / "eval" / "history.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         self._last_eval = frames

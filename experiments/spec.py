@@ -73,7 +73,9 @@ class ExperimentSpec(StrictModel):
     description: str = ""
     game: str = Field(description="stable-retro integration, e.g. SuperMarioBros-Nes.")
     state: str | None = Field(default=None, description="Start state (default: the game's).")
-    states: list[str] | None = Field(default=None, min_length=1, description="A start-state pool instead.")
+    states: list[str] | dict[str, float] | None = Field(
+        default=None, min_length=1, description="A start-state pool instead: a list (drawn uniformly) or "
+                                                "{state: weight} (drawn in proportion).")
     profile: str = Field(description="Game profile: a name under configs/games, a YAML path, or 'scenario' "
                                      "(reward and done from the integration's scenario.json).")
     env: EnvSettings = Field(default_factory=EnvSettings)
@@ -95,7 +97,7 @@ class ExperimentSpec(StrictModel):
 
     def eval_states(self) -> list[str] | None:
         """States the evaluation cycles through."""
-        return self.eval.states or self.states or ([self.state] if self.state else None)
+        return self.eval.states or self.env_spec().states
 
 
 # --------------------------------------------------------------------------- YAML loading
@@ -303,7 +305,7 @@ def _format_errors(e: ValidationError, cls: type[BaseModel], data: dict) -> list
 def _semantic_errors(data: dict, require_rom: bool) -> list[str]:
     """Game, ROM, states, profile, action set and the agent's own files: checked even if other keys failed."""
     env = data.get("env") if isinstance(data.get("env"), dict) else {}
-    pool = isinstance(data.get("states"), list)
+    pool = isinstance(data.get("states"), (list, dict))
     env_data = {**env, "game": data.get("game"), "profile": data.get("profile"),
                 "state": data.get("states") if pool else data.get("state")}
     errors = []
@@ -324,8 +326,12 @@ def _semantic_errors(data: dict, require_rom: bool) -> list[str]:
             spec = cls.Spec.model_validate(agent)
         except (UserError, ValidationError):
             return errors  # the model reports these
+        try:
+            settings = EnvSettings.model_validate(env)
+        except ValidationError:
+            settings = None
         problems = getattr(cls, "problems", None)
-        errors += [f"agent.{key}: {msg}" for key, msg in (problems(spec) if problems else [])]
+        errors += [f"agent.{key}: {msg}" for key, msg in (problems(spec, settings) if problems else [])]
     return errors
 
 

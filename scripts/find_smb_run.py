@@ -13,7 +13,8 @@ import time
 import numpy as np
 
 from wrappers import roms
-from wrappers.profile import GameTracker, action_masks, load_profile
+from wrappers.profile import action_masks, load_profile
+from wrappers.tracker import GameTracker
 
 SKIP = 4
 CHUNK = 8

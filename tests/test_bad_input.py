@@ -112,7 +112,9 @@ def test_any_bytes_or_ini_as_a_neat_config(data):
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=500), documents.map(lambda d: json.dumps(d).encode()),
+@given(st.one_of(st.binary(max_size=500), st.dictionaries(st.sampled_from(["algo", "spec", "env_spec", "seed"]),
+                                                          scalars | st.lists(scalars, max_size=3), max_size=4)
+                 .map(lambda d: json.dumps(d).encode()),
                  st.sampled_from([b'{"algo": "ppo"}', b'{"algo": "neat"}', b'{"algo": "ppo", "spec": {}}',
                                   b'{"algo": "neat", "spec": {"algo": "neat"}, "env_spec": {}}'])))
 def test_any_bytes_as_a_saved_agent(data):

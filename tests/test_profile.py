@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from wrappers.profile import GameTracker, ProfileError, action_masks, available_profiles, load_profile
+from wrappers.profile import ProfileError, action_masks, available_profiles, load_profile
+from wrappers.tracker import GameTracker
 
 
 class Trace:
@@ -131,17 +132,27 @@ def test_sonic2_rocking_earns_nothing_and_signpost_is_success():
 
 
 def test_sf2_round_refill_is_not_damage():
+    from wrappers.ramtrace import RamTrace
+
     p = load_profile("sf2")
-    base = dict(health=176, enemy_health=176, matches_won=0, continuetimer=0)
+    base = dict(health=176, enemy_health=176, round_timer=90, continuetimer=0)
     rows = [base, dict(base, enemy_health=150), dict(base, enemy_health=150, health=140),
-            dict(base, enemy_health=-1, health=140, matches_won=1),  # round won
-            dict(base, enemy_health=176, health=176, matches_won=1)]  # next round: both refill
-    _, res = Trace(rows).run(p)
-    assert [r.terms["damage_dealt"] for r in res] == [26.0, 0.0, 151.0, 0.0]
-    assert [r.terms["damage_taken"] for r in res] == [0.0, -36.0, 0.0, 0.0]
-    assert [r.terms["round_won"] for r in res] == [0.0, 0.0, 100.0, 0.0]
-    _, res = Trace([base, dict(base, continuetimer=10)]).run(p)
-    assert res[0].reason == "continue_screen"
+            dict(base, enemy_health=-1, health=140),  # round won by a KO
+            dict(base, enemy_health=176, health=176)]  # next round: both refill
+    trace = RamTrace(p, rows)
+    tracker = GameTracker(p, trace.read, episode="run")
+    tracker.reset()
+    res = []
+    while trace.advance():
+        res.append(tracker.step())
+    assert [r.terms["hit"] for r in res] == [3 * 26.0, 0.0, 3 * 150.0, 0.0]
+    assert [r.terms["hurt"] for r in res] == [0.0, -36.0, 0.0, 0.0]
+    assert [r.terms["round_won"] for r in res] == [0.0, 0.0, 50.0, 0.0]
+    trace = RamTrace(p, [base, dict(base, continuetimer=10)])
+    tracker = GameTracker(p, trace.read, episode="run")
+    tracker.reset()
+    trace.advance()
+    assert tracker.step().reason == "continue"
 
 
 def test_action_masks_follow_console_button_order():

@@ -135,3 +135,20 @@ def test_bundled_is_idempotent(store):
     second = roms.import_bundled()
     assert [i["game"] for i in first.imported] == [i["game"] for i in second.imported]
     assert (store / "SuperMarioBros-Nes-v0" / "rom.nes").stat().st_mtime_ns == mtime
+
+
+def test_a_known_other_dump_is_named_not_imported(store, tmp_path, monkeypatch):
+    """A real other dump (say SF2's Europe release) is named with the dump stable-retro expects; the table's
+    SHA-1s come from No-Intro, and a stand-in file takes one's place here (no ROM is on this machine)."""
+    data = b"\x00" * 1024 + b"stand-in for a European dump"
+    sha = hashlib.sha1(data).hexdigest()
+    game = "StreetFighterIISpecialChampionEdition-Genesis-v0"
+    monkeypatch.setitem(roms.OTHER_DUMPS, sha, (game, "Street Fighter II' - Special Champion Edition (Europe)"))
+    (tmp_path / "sf2_eu.md").write_bytes(data)
+    report = roms.import_paths([tmp_path / "sf2_eu.md"])
+    assert not report.imported
+    (msg,) = report.skipped
+    assert "this is Street Fighter II' - Special Champion Edition (Europe)" in msg
+    assert "(USA), No-Intro, SHA-1 a5aad1d108046d9388e33247610dafb4c6516e0b" in msg and "not imported" in msg
+    with pytest.raises(roms.RomError, match=r"dump \(Street Fighter II' - Special Champion Edition \(USA\)"):
+        roms.require_rom(game)

@@ -1,25 +1,56 @@
-"""Action wrappers: named button-combination sets, and raw buttons that SB3 can learn."""
+"""Action wrappers: named button-combination sets (with move macros), and raw buttons that SB3 can learn."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 
 
+class MaskSequence(tuple):
+    """A move macro as the emulator runs it: ((button mask, frames), ...), played to the end in one agent
+    step by :class:`wrappers.retro_game.RetroGame`."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class ActionSet:
+    """A named action set, ready to play: one label per action, the mask of each plain combination, and
+    for each macro its steps (and the steps mirrored, LEFT and RIGHT swapped, or None)."""
+
+    labels: list[str]
+    masks: np.ndarray
+    macros: list[tuple | None]
+    mirrored: list[tuple | None]
+
+    @property
+    def has_macros(self) -> bool:
+        """Whether any action is a macro."""
+        return any(m is not None for m in self.macros)
+
+
 class Discretizer(gym.ActionWrapper):
-    """Map ``Discrete(n)`` actions to the button masks of a named action set.
+    """Map ``Discrete(n)`` actions to the button masks (or move macros) of a named action set.
 
     Args:
         env: an env whose action space is ``MultiBinary(n_buttons)`` (e.g. :class:`RetroGame`).
         masks: array (n_actions, n_buttons) of 0/1, one row per action.
-        labels: a readable name per action (``RIGHT+A``), kept for logs and videos.
+        labels: a readable name per action (``RIGHT+A``, ``hadouken``), kept for logs and videos.
+        macros: per action, None (the mask is held for the frame skip) or a macro's ((mask, frames), ...).
+        mirrored: per action, the macro with LEFT and RIGHT swapped (or None: never mirrored).
+        facing_left: called at each step when a mirrored macro is chosen: True plays the mirrored one.
 
     Example:
         >>> masks, labels = action_masks(load_profile("smb"), "right_only")  # doctest: +SKIP
         >>> env = Discretizer(env, masks, labels)                            # doctest: +SKIP
     """
 
-    def __init__(self, env: gym.Env, masks: np.ndarray, labels: list[str] | None = None):
+    def __init__(self, env: gym.Env, masks: np.ndarray, labels: list[str] | None = None,
+                 macros: list[tuple | None] | None = None, mirrored: list[tuple | None] | None = None,
+                 facing_left: Callable[[], bool] | None = None):
         if not isinstance(env.action_space, gym.spaces.MultiBinary):
             raise TypeError(f"Discretizer requires a MultiBinary action space, got {env.action_space}")
         masks = np.asarray(masks, np.uint8)
@@ -28,13 +59,30 @@ class Discretizer(gym.ActionWrapper):
         super().__init__(env)
         self.masks = masks
         # One array per action, built once: RetroGame caches its filtered mask by the array's bytes.
-        self._rows = [m.copy() for m in masks]
+        self._rows: list = [m.copy() for m in masks]
+        self._mirrored: list = [None] * len(masks)
+        for i, macro in enumerate(macros or []):
+            if macro is not None:
+                self._rows[i] = MaskSequence(macro)
+                if mirrored and mirrored[i] is not None and facing_left is not None:
+                    self._mirrored[i] = MaskSequence(mirrored[i])
+        self._facing_left = facing_left
         self.labels = labels or [str(i) for i in range(len(masks))]
         self.action_space = gym.spaces.Discrete(len(masks))
 
+    @classmethod
+    def from_action_set(cls, env: gym.Env, actions: ActionSet,
+                        facing_left: Callable[[], bool] | None = None) -> Discretizer:
+        """A Discretizer for an :class:`ActionSet` (see :func:`wrappers.profile.action_set`)."""
+        return cls(env, actions.masks, actions.labels, actions.macros, actions.mirrored, facing_left)
+
     def action(self, action):
-        """Return the button mask of a discrete action."""
-        return self._rows[int(action)]
+        """Return the button mask (or macro) of a discrete action, mirrored when the fighter faces left."""
+        a = int(action)
+        mirrored = self._mirrored[a]
+        if mirrored is not None and self._facing_left():
+            return mirrored
+        return self._rows[a]
 
 
 class FloatMultiBinary(gym.spaces.MultiBinary):

@@ -45,7 +45,7 @@ class NoProgressEnd(gym.Wrapper):
             self._best = progress
             self._since = 0
         else:
-            self._since += self.frame_skip
+            self._since += info.get("frames", self.frame_skip)
         if self._since >= self.max_frames and not terminated and not truncated:
             truncated = True
             info["reason"] = "no_progress"
@@ -53,25 +53,30 @@ class NoProgressEnd(gym.Wrapper):
 
 
 class FrameLimit(gym.Wrapper):
-    """Truncate the episode after ``max_frames`` emulator frames (a time limit on the common axis)."""
+    """Truncate the episode after ``max_frames`` emulator frames (a time limit on the common axis).
+
+    Frames are counted as the stack reports them (``info["frames"]``, ``frame_skip`` when absent), so move
+    macros and the frames between a fight's rounds count too.
+    """
 
     def __init__(self, env: gym.Env, max_frames: int, frame_skip: int):
         if max_frames <= 0:
             raise ValueError(f"FrameLimit max_frames must be > 0, got {max_frames}")
         super().__init__(env)
-        self.max_steps = -(-max_frames // frame_skip)
-        self._steps = 0
+        self.max_frames = max_frames
+        self.frame_skip = frame_skip
+        self._frames = 0
 
     def reset(self, **kwargs):
         """Reset the clock."""
-        self._steps = 0
+        self._frames = 0
         return self.env.reset(**kwargs)
 
     def step(self, action):
         """Step; truncate when ``max_frames`` have passed."""
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._steps += 1
-        if self._steps >= self.max_steps and not terminated and not truncated:
+        self._frames += info.get("frames", self.frame_skip)
+        if self._frames >= self.max_frames and not terminated and not truncated:
             truncated = True
             info["reason"] = "time_limit"
         return obs, reward, terminated, truncated, info
@@ -81,18 +86,29 @@ class EpisodeStats(gym.Wrapper):
     """Put the episode's statistics in ``info["episode"]`` when it ends.
 
     Keys: ``r`` (shaped return, before any scale/clip), ``l`` (agent steps) and ``t`` (seconds) as SB3's
-    ``Monitor`` writes them, so SB3's own ``rollout/ep_rew_mean`` works, plus ``frames``, ``progress``,
-    ``success``, ``reason``, ``state`` and ``terms`` (return per reward term).
+    ``Monitor`` writes them, so SB3's own ``rollout/ep_rew_mean`` works, plus ``frames`` (emulator frames,
+    as ``info["frames"]`` reports them), ``progress``, ``success``, ``reason``, ``state``, ``terms`` (return
+    per reward term), ``metrics`` (the profile's episode metrics) and ``actions`` (how often each action of
+    a discrete set was chosen, by label).
     """
 
     def __init__(self, env: gym.Env, frame_skip: int):
         super().__init__(env)
         self.frame_skip = frame_skip
+        labels = getattr(env, "labels", None) if isinstance(env.action_space, gym.spaces.Discrete) else None
+        if labels is None and isinstance(env.action_space, gym.spaces.Discrete):
+            try:
+                labels = env.get_wrapper_attr("labels")
+            except AttributeError:
+                labels = None
+        self._labels: list[str] | None = list(labels) if labels else None
         self._reset_stats()
 
     def _reset_stats(self):
         self._ret = 0.0
         self._steps = 0
+        self._frames = 0
+        self._actions: dict[int, int] = {}
         self._terms: dict[str, float] = {}
         self._t0 = time.perf_counter()
         self._state = None
@@ -109,14 +125,22 @@ class EpisodeStats(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._ret += reward
         self._steps += 1
+        self._frames += info.get("frames", self.frame_skip)
+        if self._labels is not None:
+            a = int(action)
+            self._actions[a] = self._actions.get(a, 0) + 1
         for k, v in info.get("terms", {}).items():
             self._terms[k] = self._terms.get(k, 0.0) + v
         if terminated or truncated:
+            metrics = info.get("metrics")
             info["episode"] = {
                 "r": self._ret,
                 "l": self._steps,
                 "t": round(time.perf_counter() - self._t0, 6),
-                "frames": self._steps * self.frame_skip,
+                "frames": self._frames,
+                "metrics": dict(metrics) if metrics else {},
+                "actions": {self._labels[a]: n for a, n in sorted(self._actions.items())}
+                if self._labels is not None else {},
                 "progress": float(info.get("progress", 0.0)),
                 "success": bool(info.get("success", False)),
                 "reason": info.get("reason", "terminated" if terminated else "truncated"),

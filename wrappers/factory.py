@@ -3,8 +3,9 @@
 Stack, inside out: ``RetroEnv`` (stable-retro, ``render_mode=None``) -> :class:`RetroGame` (frame skip,
 max-pool, sticky actions, state pool, no-op starts) -> :class:`Discretizer` or :class:`ButtonActions` ->
 :class:`ProfileReward` (shaped reward, done and success from RAM) -> :class:`NoProgressEnd` ->
-:class:`FrameLimit` -> :class:`EpisodeStats` -> observation (:class:`GrayResize` + :class:`FrameStack`, or
-:class:`SmbTiles`) -> :class:`RewardScaleClip`.
+:class:`FrameLimit` -> :class:`EpisodeStats` -> observation (:class:`GrayResize` + :class:`FrameStack`,
+:class:`SmbTiles`, or :class:`RamObservation` of the profile's variables, alone or beside the pixels) ->
+:class:`RewardScaleClip`.
 
 stable-retro allows one emulator per process, so :func:`make_vec_env` runs each env in a worker process
 (:class:`wrappers.vec_env.RetroVecEnv`) built from a picklable thunk (:func:`env_thunk`).
@@ -19,11 +20,12 @@ import gymnasium as gym
 from wrappers import roms
 from wrappers.action import ButtonActions, Discretizer
 from wrappers.episode import EpisodeStats, FrameLimit, NoProgressEnd
-from wrappers.profile import action_masks
+from wrappers.profile import action_set
 from wrappers.retro_game import RetroGame
 from wrappers.settings import EnvSpec
 from wrappers.stateful_reward import ProfileReward, RewardScaleClip
-from wrappers.transform_observation import FrameStack, GrayResize
+from wrappers.tracker import condition_reader
+from wrappers.transform_observation import FrameStack, GrayResize, RamObservation
 
 
 def make_env(spec: EnvSpec | dict, seed: int | None = None) -> gym.Env:
@@ -48,14 +50,17 @@ def make_env(spec: EnvSpec | dict, seed: int | None = None) -> gym.Env:
     )
     env: gym.Env = RetroGame(base, frame_skip=spec.frame_skip, max_pool=spec.max_pool,
                              sticky_prob=spec.sticky_prob, states=states, noop_max=spec.noop_max,
+                             state_weights=spec.state_weights,
                              scenario=profile.needs_scenario(), fast=spec.fast)
-    action_set = spec.actions or profile.default_actions
-    if action_set in (None, "buttons"):
+    set_name = spec.actions or profile.default_actions
+    if set_name in (None, "buttons"):
         env = ButtonActions(env)
     else:
-        masks, labels = action_masks(profile, action_set)
-        env = Discretizer(env, masks, labels)
-    env = ProfileReward(env, profile)
+        actions = action_set(profile, set_name)
+        facing_left = condition_reader(profile, profile.mirror, base.data.lookup_value) \
+            if profile.mirror and actions.has_macros else None
+        env = Discretizer.from_action_set(env, actions, facing_left)
+    env = ProfileReward(env, profile, episode=spec.episode)
     if spec.stuck_frames:
         env = NoProgressEnd(env, spec.stuck_frames, spec.frame_skip)
     if spec.max_frames:
@@ -65,10 +70,14 @@ def make_env(spec: EnvSpec | dict, seed: int | None = None) -> gym.Env:
         from wrappers.tiles import SmbTiles
 
         env = SmbTiles(env)
+    elif spec.obs == "ram":
+        env = RamObservation(env, profile.observe, stack=spec.frame_stack)
     else:
         env = GrayResize(env, spec.resize, spec.grayscale)
-    if spec.frame_stack > 1:
+    if spec.frame_stack > 1 and spec.obs != "ram":
         env = FrameStack(env, spec.frame_stack)
+    if spec.obs == "pixels+ram":
+        env = RamObservation(env, profile.observe, keep_pixels=True)
     if spec.reward_scale != 1.0 or spec.reward_clip is not None:
         env = RewardScaleClip(env, spec.reward_scale, spec.reward_clip)
     if seed is not None:

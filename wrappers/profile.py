@@ -2,7 +2,10 @@
 
 A profile names extra RAM variables (merged over the integration's ``data.json``), derived variables as
 weighted sums, what ``progress`` means, reward terms, done rules, a success rule and named action sets.
-Nothing in a profile is evaluated as code: conditions and sums are data that :class:`GameTracker` interprets.
+Nothing in a profile is evaluated as code: conditions and sums are data that
+:class:`wrappers.tracker.GameTracker` interprets. A fighting game adds a ``fight:`` section (rounds and
+matches as rules over RAM), ``metrics:`` name per-episode figures, ``observe:`` the variables of a RAM
+observation, and an action set entry may be a move macro.
 
 Example profile (abridged ``configs/games/smb.yaml``)::
 
@@ -23,13 +26,13 @@ Example profile (abridged ``configs/games/smb.yaml``)::
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import re
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import yaml
@@ -75,15 +78,20 @@ class Variable(_Model):
 
 
 class Derived(_Model):
-    """A derived variable: ``offset + sum(weight * variable)``. SMB's x is ``256*xscrollHi + xscrollLo``."""
+    """A derived variable: ``offset + sum(weight * variable)``, optionally clipped to ``[low, high]``.
+
+    SMB's x is ``256*xscrollHi + xscrollLo``; Boxing's score is clipped at 100 (its KO shows as 192).
+    """
 
     sum: dict[str, float] = Field(min_length=1)
     offset: float = 0.0
+    clip: tuple[float, float] | None = None
 
 
 class Condition(_Model):
-    """A predicate on variables: ``{var, op, value|ref}``, ``{all: [...]}``, ``{any: [...]}``, or
-    ``{scenario: true}`` (the integration's own scenario.json says done).
+    """A predicate: ``{var, op, value|ref}``, ``{all: [...]}``, ``{any: [...]}``, ``{scenario: true}`` (the
+    integration's own scenario.json says done) or ``{event: NAME}`` (an event fired at this agent step:
+    a done rule, ``success``, or a fight event such as ``round_won``).
 
     ``increased``/``decreased``/``changed`` compare with the value at the previous agent step.
     ``ref`` names a variable to compare with instead of a constant ``value``.
@@ -96,13 +104,15 @@ class Condition(_Model):
     all: list[Condition] | None = None
     any: list[Condition] | None = None
     scenario: bool | None = None
+    event: str | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> Condition:
-        forms = [self.var is not None, self.all is not None, self.any is not None, self.scenario is not None]
+        forms = [self.var is not None, self.all is not None, self.any is not None, self.scenario is not None,
+                 self.event is not None]
         if sum(forms) != 1:
             raise ValueError("a condition is exactly one of {var, op, value|ref}, {all: [...]}, {any: [...]}, "
-                             "{scenario: true}")
+                             "{scenario: true}, {event: NAME}")
         if self.var is not None:
             if self.op is None:
                 raise ValueError(f"condition on '{self.var}' needs an op")
@@ -115,17 +125,26 @@ class Condition(_Model):
                 raise ValueError(f"op '{self.op}' needs a list value")
         return self
 
+    def _parts(self) -> list[Condition]:
+        return self.all or self.any or []
+
     def variables(self) -> set[str]:
         """Return every variable name the condition reads."""
         if self.all is not None or self.any is not None:
-            return set().union(*(c.variables() for c in (self.all or self.any or [])))
+            return set().union(*(c.variables() for c in self._parts()))
         return {v for v in (self.var, self.ref) if v}
+
+    def events(self) -> set[str]:
+        """Return every event name the condition reads."""
+        if self.event is not None:
+            return {self.event}
+        return set().union(*(c.events() for c in self._parts())) if self._parts() else set()
 
     def uses_scenario(self) -> bool:
         """Whether evaluating this condition needs stable-retro's scenario done flag."""
         if self.scenario:
             return True
-        return any(c.uses_scenario() for c in (self.all or self.any or []))
+        return any(c.uses_scenario() for c in self._parts())
 
 
 class RewardTerm(_Model):
@@ -133,27 +152,137 @@ class RewardTerm(_Model):
 
     Exactly one source: ``delta`` (change of a variable since the last agent step), ``gain`` (increase of
     the variable's running maximum: never pays twice for the same ground, so rocking back and forth earns
-    nothing), ``event`` (a one-off ``value`` when a done rule or ``success`` fires) or ``scenario`` (the
-    integration's own scenario.json reward). ``weight`` scales it and ``clip`` bounds it per agent step.
+    nothing), ``signal`` (a per-step quantity such as a fight's ``damage_dealt``), ``event`` (a one-off
+    ``value`` when an event fires: a done rule, ``success`` or a fight event) or ``scenario`` (the
+    integration's own scenario.json reward). ``weight`` scales it, ``scale`` multiplies it by a variable or
+    signal (a KO bonus times ``health_left``), and ``clip`` bounds it per agent step.
     """
 
     delta: str | None = None
     gain: str | None = None
+    signal: str | None = None
     event: str | None = None
     scenario: bool | None = None
     weight: float = 1.0
     value: float | None = None
+    scale: str | None = None
     clip: tuple[float, float] | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> RewardTerm:
-        if sum(x is not None for x in (self.delta, self.gain, self.event, self.scenario)) != 1:
-            raise ValueError("a reward term has exactly one of delta, gain, event, scenario")
+        if sum(x is not None for x in (self.delta, self.gain, self.signal, self.event, self.scenario)) != 1:
+            raise ValueError("a reward term has exactly one of delta, gain, signal, event, scenario")
         if (self.event is None) != (self.value is None):
             raise ValueError("'value' goes with 'event' (and only with it)")
         if self.clip is not None and self.clip[0] > self.clip[1]:
             raise ValueError(f"clip {list(self.clip)} has low > high")
         return self
+
+
+#: Events a fight section adds (rewards, done rules, conditions and metrics may name them).
+FIGHT_EVENTS = ("round_start", "round_won", "round_lost", "round_draw", "ko_win", "ko_loss", "double_ko",
+                "time_up", "match_won", "match_lost", "continue")
+#: Per-step signals a fight section adds, as values beside the RAM variables.
+FIGHT_SIGNALS = ("damage_dealt", "damage_taken", "health_left", "enemy_health_left", "rounds_won_in_match",
+                 "rounds_lost_in_match", "rounds_won_total", "matches_won_total")
+
+
+class Fight(_Model):
+    """Rounds and matches of a fighting game, as rules over RAM variables (the profile's ``fight:``).
+
+    A live round ends when ``round_over`` holds (default: either health below 0, or ``time_up``). Who won
+    is ``won``/``lost`` if given, else the health rule: a KO (health below 0) loses, both KO'd is a
+    double KO (a draw), a time-up goes to the one with more health. The next round is live when
+    ``round_start`` holds (default: both healths at ``max_health``); the frames between are played by the
+    wrapper with no input. ``rounds_to_win`` round wins (or losses) end a match; ``continue_screen``
+    means the game is over. Events: ``round_start``, ``round_won``, ``round_lost``, ``round_draw``,
+    ``ko_win``, ``ko_loss``, ``double_ko``, ``time_up``, ``match_won``, ``match_lost``, ``continue``.
+    Signals (values beside the RAM variables): ``damage_dealt``/``damage_taken`` (health lost this step in
+    a live round; a refill never counts), ``health_left``/``enemy_health_left`` (0..1), the rounds won and
+    lost in the current match, and the rounds and matches won in the episode (``rounds_won_total``,
+    ``matches_won_total``: a fight's progress).
+    """
+
+    health: str | None = Field(default=None, description="Own health variable (below 0: knocked out).")
+    enemy_health: str | None = Field(default=None, description="The opponent's health variable.")
+    max_health: float | None = Field(default=None, gt=0, description="Health at a round's start.")
+    round_over: Condition | None = None
+    time_up: Condition | None = None
+    won: Condition | None = None
+    lost: Condition | None = None
+    ko_win: Condition | None = None
+    ko_loss: Condition | None = None
+    round_start: Condition | None = None
+    rounds_to_win: int = Field(default=2, ge=1)
+    continue_screen: Condition | None = None
+    max_wait_frames: int = Field(default=3600, gt=0, description="Longest wait between rounds or matches.")
+
+    @model_validator(mode="after")
+    def _enough_rules(self) -> Fight:
+        has_health = self.health is not None and self.enemy_health is not None
+        if (self.health is None) != (self.enemy_health is None):
+            raise ValueError("give both health and enemy_health, or neither")
+        if has_health and self.max_health is None:
+            raise ValueError("health needs max_health (a round's starting health)")
+        if not has_health and (self.round_over is None or self.won is None or self.lost is None):
+            raise ValueError("without health variables, a fight needs round_over, won and lost rules")
+        return self
+
+    def conditions(self) -> dict[str, Condition]:
+        """Every rule given, by name."""
+        names = ("round_over", "time_up", "won", "lost", "ko_win", "ko_loss", "round_start", "continue_screen")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+class Metric(_Model):
+    """An episode metric: ``{count: EVENT}`` (how often it fired; ``cap`` bounds it, so ``{count: match_won,
+    cap: 1}`` averages to a win rate), ``{sum: NAME}`` (a signal's or reward term's total), ``{last: VAR}``
+    or ``{max: VAR}`` (a variable at the end, or its maximum)."""
+
+    count: str | None = None
+    sum: str | None = None
+    last: str | None = None
+    max: str | None = None
+    cap: float | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Metric:
+        if sum(x is not None for x in (self.count, self.sum, self.last, self.max)) != 1:
+            raise ValueError("a metric has exactly one of count, sum, last, max")
+        return self
+
+
+#: A macro step: buttons joined by '+' (or NOOP), '/', then the frames to hold them: ``DOWN+RIGHT/4``.
+MACRO_STEP_RE = re.compile(r"^(NOOP|[A-Za-z]+(\+[A-Za-z]+)*)/([1-9][0-9]*)$")
+
+
+class Macro(_Model):
+    """A move: button combinations, each held a number of frames, run to the end before the next decision.
+
+    Written ``{name: hadouken, macro: [DOWN/3, DOWN+RIGHT/3, RIGHT+X/6]}``; with a profile ``mirror`` rule,
+    LEFT and RIGHT swap while it holds (the fighter faces left). A platformer can use one too (a running
+    jump: ``[RIGHT+B/6, RIGHT+A+B/20]``).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    macro: list[str] = Field(min_length=1)
+    mirror: bool = True
+
+    @field_validator("macro")
+    @classmethod
+    def _steps(cls, v: list[str]) -> list[str]:
+        bad = [step for step in v if not MACRO_STEP_RE.match(step)]
+        if bad:
+            raise ValueError(f"macro steps are BUTTONS/FRAMES such as DOWN+RIGHT/4, not {', '.join(map(repr, bad))}")
+        return v
+
+    def steps(self) -> list[tuple[list[str], int]]:
+        """(buttons, frames) of each step."""
+        out = []
+        for step in self.macro:
+            combo, frames = step.rsplit("/", 1)
+            out.append(([] if combo.upper() == "NOOP" else combo.upper().split("+"), int(frames)))
+        return out
 
 
 class Profile(_Model):
@@ -171,14 +300,31 @@ class Profile(_Model):
     done: dict[str, Condition] = Field(default_factory=dict)
     success: Condition | None = None
     end_on_success: bool = True
-    actions: dict[str, list[list[str]]] = Field(default_factory=dict)
+    fight: Fight | None = None
+    metrics: dict[str, Metric] = Field(default_factory=dict)
+    observe: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="RAM observation (obs: ram): variable -> [low, high], scaled to 0..1.")
+    mirror: Condition | None = Field(default=None, description="When it holds, macros swap LEFT and RIGHT.")
+    actions: dict[str, list[list[str] | Macro]] = Field(default_factory=dict)
     default_actions: str | None = None
     path: str = ""
 
     def needs_scenario(self) -> bool:
         """Whether any term or rule reads stable-retro's scenario (forcing a RAM update per agent step)."""
-        conds = [*self.done.values(), *([self.success] if self.success else [])]
-        return any(t.scenario for t in self.rewards.values()) or any(c.uses_scenario() for c in conds)
+        return any(t.scenario for t in self.rewards.values()) or any(c.uses_scenario() for c in self.conditions())
+
+    def conditions(self) -> list[Condition]:
+        """Every condition of the profile: done rules, success, mirror and the fight's rules."""
+        out = [*self.done.values(), *([self.success] if self.success else []), *([self.mirror] if self.mirror else [])]
+        return out + (list(self.fight.conditions().values()) if self.fight else [])
+
+    def events(self) -> set[str]:
+        """Event names this profile can fire."""
+        return {"success", *self.done, *(FIGHT_EVENTS if self.fight else ())}
+
+    def signals(self) -> set[str]:
+        """Per-step signal names this profile computes (the fight's)."""
+        return set(FIGHT_SIGNALS) if self.fight else set()
 
 
 Condition.model_rebuild()
@@ -319,8 +465,25 @@ def with_rewards(profile: Profile, rewards: dict[str, float] | None) -> Profile:
     return profile.model_copy(update={"rewards": terms})
 
 
+#: Buttons an agent must never press: they pause, reset or change the game's mode.
+FORBIDDEN_BUTTONS = {"START", "MODE", "SELECT", "RESET"}
+
+
+def legal_combos(game: str) -> set[frozenset[str]]:
+    """Every button combination stable-retro's default action filter lets through for ``game``'s console:
+    one option of each of its button groups. Anything else is silently changed by the filter."""
+    import stable_retro.data as rdata
+
+    from wrappers import roms
+
+    system = roms.short_name(roms.canonical_game(game)).rsplit("-", 1)[-1]
+    groups = rdata.EMU_INFO[system].get("actions") or [[[]]]
+    return {frozenset(b for part in parts for b in part) for parts in itertools.product(*groups)}
+
+
 def check_profile(profile: Profile) -> list[str]:
-    """Check names against the game: every variable read exists, every button exists. Returns errors."""
+    """Check names against the game and each other: every variable, signal and event read exists, every
+    button exists and every combination is one the integration allows. Returns errors."""
     from wrappers import roms
 
     errors: list[str] = []
@@ -328,12 +491,17 @@ def check_profile(profile: Profile) -> list[str]:
         base = _integration_variables(profile.game)
     except roms.RomError as e:
         return [f"game: {e}"]
-    known = set(base) | set(profile.variables) | set(profile.derived)
-    hint = ", ".join(sorted(known))
+    variables = set(base) | set(profile.variables) | set(profile.derived)
+    signals = profile.signals()
+    events = profile.events()
+    for name in sorted(signals & variables):
+        errors.append(f"variables.{name}: the fight signal '{name}' has this name already; rename the variable")
 
-    def need(var: str | None, key: str) -> None:
-        if var is not None and var not in known:
-            errors.append(f"{key}: unknown variable '{var}' (known: {hint})")
+    def need(var: str | None, key: str, allowed: set[str] = variables, what: str = "variable") -> None:
+        if var is not None and var not in allowed:
+            near = difflib.get_close_matches(var, sorted(allowed), n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            errors.append(f"{key}: unknown {what} '{var}' ({hint}known: {', '.join(sorted(allowed)) or 'none'})")
 
     for name, d in profile.derived.items():
         for var in d.sum:
@@ -341,209 +509,113 @@ def check_profile(profile: Profile) -> list[str]:
                 errors.append(f"derived.{name}.sum: '{var}' is derived; sums take RAM variables only")
             else:
                 need(var, f"derived.{name}.sum.{var}")
+    values = variables | signals
+    value_kind = "signal or variable" if signals else "variable"
     if profile.progress is not None:
-        need(profile.progress, "progress")
+        need(profile.progress, "progress", values, value_kind)
     if isinstance(profile.target, str):
-        need(profile.target, "target")
+        need(profile.target, "target", values, value_kind)
     for name, t in profile.rewards.items():
         need(t.delta, f"rewards.{name}.delta")
         need(t.gain, f"rewards.{name}.gain")
-        if t.event is not None and t.event != "success" and t.event not in profile.done:
-            errors.append(f"rewards.{name}.event: '{t.event}' is neither 'success' nor a done rule "
-                          f"({', '.join(profile.done) or 'none'})")
+        need(t.signal, f"rewards.{name}.signal", values, value_kind)
+        need(t.scale, f"rewards.{name}.scale", values, value_kind)
+        need(t.event, f"rewards.{name}.event", events, "event")
     conds = {f"done.{k}": c for k, c in profile.done.items()}
     if profile.success:
         conds["success"] = profile.success
+    if profile.mirror:
+        conds["mirror"] = profile.mirror
+    if profile.fight:
+        conds.update({f"fight.{k}": c for k, c in profile.fight.conditions().items()})
+        need(profile.fight.health, "fight.health")
+        need(profile.fight.enemy_health, "fight.enemy_health")
     for key, cond in conds.items():
         for var in sorted(cond.variables()):
-            need(var, key)
-    buttons = {b for b in system_buttons(profile.game) if b}
-    for set_name, combos in profile.actions.items():
-        for i, combo in enumerate(combos):
-            for button in combo:
-                if button.upper() not in buttons and button.upper() != "NOOP":
-                    errors.append(f"actions.{set_name}[{i}]: unknown button '{button}' "
-                                  f"(this console has {', '.join(sorted(buttons))})")
+            need(var, key, values, value_kind)
+        for ev in sorted(cond.events()):
+            need(ev, key, events, "event")
+    for name, m in profile.metrics.items():
+        need(m.count, f"metrics.{name}.count", events, "event")
+        need(m.sum, f"metrics.{name}.sum", values | set(profile.rewards), f"{value_kind} or reward term")
+        need(m.last, f"metrics.{name}.last", values, value_kind)
+        need(m.max, f"metrics.{name}.max", values, value_kind)
+    for name, (low, high) in profile.observe.items():
+        need(name, f"observe.{name}", values, value_kind)
+        if high <= low:
+            errors.append(f"observe.{name}: the range [{low}, {high}] is empty")
+    errors += _action_errors(profile)
     if profile.default_actions and profile.default_actions not in profile.actions:
         errors.append(f"default_actions: '{profile.default_actions}' is not an action set "
                       f"({', '.join(profile.actions)})")
     return errors
 
 
-def action_masks(profile: Profile, set_name: str) -> tuple[np.ndarray, list[str]]:
-    """Return the button masks (n_actions x n_buttons, uint8) of a named action set and their labels."""
+def _action_errors(profile: Profile) -> list[str]:
+    errors = []
+    buttons = {b for b in system_buttons(profile.game) if b}
+    legal = legal_combos(profile.game)
+    for set_name, entries in profile.actions.items():
+        names = set()
+        for i, entry in enumerate(entries):
+            key = f"actions.{set_name}[{i}]"
+            combos = [c for c, _ in entry.steps()] if isinstance(entry, Macro) else [
+                [b.upper() for b in entry if b.upper() != "NOOP"]]
+            if isinstance(entry, Macro):
+                if entry.name in names:
+                    errors.append(f"{key}: a second action named '{entry.name}'")
+                names.add(entry.name)
+            for combo in combos:
+                unknown = [b for b in combo if b not in buttons]
+                forbidden = [b for b in combo if b in FORBIDDEN_BUTTONS]
+                if unknown:
+                    errors.append(f"{key}: unknown button '{unknown[0]}' (this console has "
+                                  f"{', '.join(sorted(buttons))})")
+                elif forbidden:
+                    errors.append(f"{key}: {forbidden[0]} is never pressed by an agent (it pauses or resets)")
+                elif frozenset(combo) not in legal:
+                    errors.append(f"{key}: {'+'.join(combo)} is not a combination stable-retro lets through on "
+                                  "this console (its action filter would silently change it); press fewer buttons")
+    return errors
+
+
+def action_set(profile: Profile, set_name: str):
+    """The named action set as a :class:`wrappers.action.ActionSet`: masks, labels and macros."""
+    from wrappers.action import ActionSet
+
     if set_name not in profile.actions:
         raise ProfileError(f"{profile.path}: actions: no action set '{set_name}' "
                            f"(this profile has: {', '.join(profile.actions) or 'none'})")
     buttons = system_buttons(profile.game)
-    masks = np.zeros((len(profile.actions[set_name]), len(buttons)), np.uint8)
-    labels = []
-    for i, combo in enumerate(profile.actions[set_name]):
-        pressed = [b.upper() for b in combo if b.upper() != "NOOP"]
-        for b in pressed:
-            masks[i, buttons.index(b)] = 1
-        labels.append("+".join(pressed) or "NOOP")
-    return masks, labels
+
+    def mask(combo: list[str]) -> np.ndarray:
+        m = np.zeros(len(buttons), np.uint8)
+        for b in combo:
+            m[buttons.index(b)] = 1
+        return m
+
+    def swapped(combo: list[str]) -> list[str]:
+        return [{"LEFT": "RIGHT", "RIGHT": "LEFT"}.get(b, b) for b in combo]
+
+    labels, masks, macros, mirrored = [], [], [], []
+    for entry in profile.actions[set_name]:
+        if isinstance(entry, Macro):
+            steps = entry.steps()
+            labels.append(entry.name)
+            masks.append(mask(steps[0][0]))
+            macros.append(tuple((mask(c), n) for c, n in steps))
+            mirrored.append(tuple((mask(swapped(c)), n) for c, n in steps) if entry.mirror else None)
+        else:
+            pressed = [b.upper() for b in entry if b.upper() != "NOOP"]
+            labels.append("+".join(pressed) or "NOOP")
+            masks.append(mask(pressed))
+            macros.append(None)
+            mirrored.append(None)
+    return ActionSet(labels=labels, masks=np.array(masks, np.uint8), macros=macros, mirrored=mirrored)
 
 
-# --------------------------------------------------------------------------- runtime
-
-
-_OPS: dict[str, Callable[[float, Any], bool]] = {
-    "eq": lambda a, b: a == b,
-    "ne": lambda a, b: a != b,
-    "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b,
-    "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b,
-    "in": lambda a, b: a in b,
-    "not_in": lambda a, b: a not in b,
-}
-
-
-def _compile(cond: Condition) -> Callable[[dict, dict, bool], bool]:
-    """Turn a condition into a closure over (values, previous values, scenario done)."""
-    if cond.all is not None:
-        parts = [_compile(c) for c in cond.all]
-        return lambda v, p, s: all(f(v, p, s) for f in parts)
-    if cond.any is not None:
-        parts = [_compile(c) for c in cond.any]
-        return lambda v, p, s: any(f(v, p, s) for f in parts)
-    if cond.scenario is not None:
-        want = cond.scenario
-        return lambda v, p, s: s == want
-    var, op = cond.var, cond.op
-    if op == "increased":
-        return lambda v, p, s: v[var] > p[var]
-    if op == "decreased":
-        return lambda v, p, s: v[var] < p[var]
-    if op == "changed":
-        return lambda v, p, s: v[var] != p[var]
-    fn = _OPS[op]
-    if cond.ref is not None:
-        ref = cond.ref
-        return lambda v, p, s: fn(v[var], v[ref])
-    value = set(cond.value) if isinstance(cond.value, list) else cond.value
-    return lambda v, p, s: fn(v[var], value)
-
-
-class StepResult:
-    """What the profile says about one agent step."""
-
-    __slots__ = ("reward", "terms", "terminated", "reason", "success", "progress")
-
-    def __init__(self, reward, terms, terminated, reason, success, progress):
-        self.reward: float = reward
-        self.terms: dict[str, float] = terms
-        self.terminated: bool = terminated
-        self.reason: str | None = reason
-        self.success: bool = success
-        self.progress: float = progress
-
-
-class GameTracker:
-    """Evaluates a profile against live emulator RAM, once per agent step.
-
-    Args:
-        profile: the validated profile.
-        read: function returning the current value of a RAM variable by name (stable-retro's
-            ``GameData.lookup_value``; it reads live memory, so no ``update_ram`` is needed).
-        scenario_reward: function returning the scenario's reward since the last call (only called when
-            a term uses it).
-        scenario_done: function returning the scenario's done flag (only called when a rule uses it).
-    """
-
-    def __init__(self, profile: Profile, read: Callable[[str], float],
-                 scenario_reward: Callable[[], float] | None = None,
-                 scenario_done: Callable[[], bool] | None = None):
-        self.profile = profile
-        self._read = read
-        self._scenario_reward = scenario_reward
-        self._scenario_done = scenario_done
-        conds = [*profile.done.values(), *([profile.success] if profile.success else [])]
-        needed = ({profile.progress} | {t.delta or t.gain for t in profile.rewards.values()}) - {None}
-        if isinstance(profile.target, str):
-            needed.add(profile.target)
-        for c in conds:
-            needed |= c.variables()
-        raw_needed = set()
-        for name in needed:
-            if name in profile.derived:
-                raw_needed |= set(profile.derived[name].sum)
-            else:
-                raw_needed.add(name)
-        self._raw = sorted(raw_needed)
-        self._derived = [(n, d.offset, list(d.sum.items())) for n, d in profile.derived.items()
-                         if n in needed]
-        self._done = [(n, _compile(c)) for n, c in profile.done.items()]
-        self._success = _compile(profile.success) if profile.success else None
-        self._uses_scen_done = any(c.uses_scenario() for c in conds)
-        self._terms = list(profile.rewards.items())
-        self._prev: dict[str, float] = {}
-        self._return = 0.0
-        self._best: dict[str, float] = {}
-        self.start_progress = 0.0
-        self.best_progress = 0.0
-
-    def values(self) -> dict[str, float]:
-        """Read every variable the profile needs, derived ones included."""
-        v = {name: self._read(name) for name in self._raw}
-        for name, offset, terms in self._derived:
-            v[name] = offset + sum(w * v[var] for var, w in terms)
-        return v
-
-    def reset(self) -> dict[str, float]:
-        """Start an episode from the current RAM; returns the variable values."""
-        v = self.values()
-        self._prev = v
-        self._best = {t.gain: v[t.gain] for t in self.profile.rewards.values() if t.gain}
-        self._return = 0.0
-        self.start_progress = self.best_progress = self._progress(v)
-        if self._scenario_reward and any(t.scenario for t in self.profile.rewards.values()):
-            self._scenario_reward()
-        return v
-
-    def _progress(self, v: dict[str, float]) -> float:
-        return float(v[self.profile.progress]) if self.profile.progress is not None else self._return
-
-    def target(self, v: dict[str, float]) -> float | None:
-        """The goal in progress units relative to the start (None when the profile has no target)."""
-        t = self.profile.target
-        if t is None:
-            return None
-        return (v[t] if isinstance(t, str) else t) - self.start_progress
-
-    def step(self) -> StepResult:
-        """Evaluate rewards, done rules and success for the agent step that just ran."""
-        v, p = self.values(), self._prev
-        scen_done = bool(self._scenario_done()) if self._uses_scen_done and self._scenario_done else False
-        reason = next((name for name, f in self._done if f(v, p, scen_done)), None)
-        success = bool(self._success and self._success(v, p, scen_done))
-        terms: dict[str, float] = {}
-        total = 0.0
-        for name, t in self._terms:
-            if t.delta is not None:
-                r = (v[t.delta] - p[t.delta]) * t.weight
-            elif t.gain is not None:
-                best = self._best[t.gain]
-                r = max(0.0, v[t.gain] - best) * t.weight
-                if v[t.gain] > best:
-                    self._best[t.gain] = v[t.gain]
-            elif t.event is not None:
-                fired = success if t.event == "success" else reason == t.event
-                r = t.value if fired else 0.0
-            else:
-                r = float(self._scenario_reward()) * t.weight if self._scenario_reward else 0.0
-            if t.clip is not None:
-                r = min(max(r, t.clip[0]), t.clip[1])
-            terms[name] = r
-            total += r
-        self._return += total
-        prog = self._progress(v)
-        if prog > self.best_progress:
-            self.best_progress = prog
-        self._prev = v
-        if success and self.profile.end_on_success and reason is None:
-            reason = "success"
-        return StepResult(total, terms, reason is not None, reason, success,
-                          self.best_progress - self.start_progress)
+def action_masks(profile: Profile, set_name: str) -> tuple[np.ndarray, list[str]]:
+    """The button masks (n_actions x n_buttons, uint8) of a named action set and their labels (a macro's
+    mask is its first step's)."""
+    actions = action_set(profile, set_name)
+    return actions.masks, actions.labels

@@ -16,6 +16,7 @@ import stable_retro
 import stable_retro.data as rdata
 
 from wrappers import roms
+from wrappers.action import MaskSequence
 
 
 class RetroGame(gym.Wrapper):
@@ -32,7 +33,8 @@ class RetroGame(gym.Wrapper):
         max_pool: observe the pixel-wise max of the window's last two frames (removes sprite flicker).
         sticky_prob: probability that the previous action is held for the first frame of a window
             (stable-retro's ``StochasticFrameSkip`` semantics).
-        states: start-state pool; each reset draws one uniformly (``options={"state": name}`` picks one).
+        states: start-state pool; each reset draws one (``options={"state": name}`` picks one).
+        state_weights: the pool's weights (None: uniform).
         noop_max: at reset, run a random 0..noop_max frames with no button pressed.
         scenario: compute the scenario's reward and done flag (see above).
         fast: skip screen and RAM copies on intermediate frames. ``False`` runs ``RetroEnv.step`` on every
@@ -44,6 +46,7 @@ class RetroGame(gym.Wrapper):
 
     def __init__(self, env: stable_retro.RetroEnv, frame_skip: int = 4, max_pool: bool = True,
                  sticky_prob: float = 0.0, states: list[str] | None = None, noop_max: int = 0,
+                 state_weights: list[float] | None = None,
                  scenario: bool = False, fast: bool = True):
         if not isinstance(env.unwrapped, stable_retro.RetroEnv):
             raise TypeError(f"RetroGame requires a stable_retro.RetroEnv, got {type(env.unwrapped).__name__}")
@@ -65,6 +68,7 @@ class RetroGame(gym.Wrapper):
         for name in states or []:
             self._states[name] = _read_state(self.retro.gamename, name)
         self.state_name = next(iter(self._states), self.retro.statename)
+        self._p = np.asarray(state_weights, float) / sum(state_weights) if state_weights else None
         self._prev_mask = np.zeros(self.n_buttons, np.uint8)
         self._zero = np.zeros(self.n_buttons, np.uint8)
         self._mask_cache: dict[bytes, np.ndarray] = {}
@@ -85,7 +89,8 @@ class RetroGame(gym.Wrapper):
             if wanted is not None and wanted not in self._states:
                 raise ValueError(f"state '{wanted}' is not in this env's pool {list(self._states)}")
             names = list(self._states)
-            self.state_name = wanted or names[int(self.rng.integers(len(names)))]
+            draw = self.rng.integers(len(names)) if self._p is None else self.rng.choice(len(names), p=self._p)
+            self.state_name = wanted or names[int(draw)]
             self.retro.initial_state = self._states[self.state_name]
             self.retro.statename = self.state_name + ".state"
         obs, info = self.env.reset(seed=seed, options=options)
@@ -109,6 +114,7 @@ class RetroGame(gym.Wrapper):
         if self.retro.movie is not None:
             self.retro.stop_record()
         super().close()
+        self._screen = None  # a bound method of the emulator: it would keep the emulator alive
 
     # ------------------------------------------------------------------ step
 
@@ -129,7 +135,10 @@ class RetroGame(gym.Wrapper):
             movie.step()
 
     def step(self, action):
-        """Hold ``action`` for ``frame_skip`` frames; observation, reward and done at the window's end."""
+        """Hold ``action`` for ``frame_skip`` frames, or play a move macro (a :class:`MaskSequence`) to its
+        end; observation, reward and done at the end. ``info["frames"]`` is the emulator frames played."""
+        if isinstance(action, MaskSequence):
+            return self._step_sequence(action)
         mask = self._mask(action)
         first = mask
         if self.sticky_prob and self.rng.random() < self.sticky_prob:
@@ -139,7 +148,55 @@ class RetroGame(gym.Wrapper):
             obs, reward, terminated = self._step_fast(first, mask)
         else:
             obs, reward, terminated = self._step_plain(first, mask)
-        return obs, reward, terminated, False, {}
+        return obs, reward, terminated, False, {"frames": self.frame_skip}
+
+    def idle(self, frames: int | None = None):
+        """Play ``frames`` frames (default: the frame skip) with no button pressed, outside any agent step:
+        the frames between a fight's rounds. Returns what :meth:`step` does."""
+        n = frames or self.frame_skip
+        self._prev_mask = self._zero
+        return self._step_sequence(MaskSequence(((self._zero, n),)), sticky=False)
+
+    def _step_sequence(self, seq: MaskSequence, sticky: bool = True):
+        """Play each (mask, frames) of a macro in turn; sticky actions delay only its first frame."""
+        plan = [(self._mask(m), n) for m, n in seq]
+        total = sum(n for _, n in plan)
+        if sticky and self.sticky_prob and self.rng.random() < self.sticky_prob:
+            plan = [(self._prev_mask, 1), (plan[0][0], plan[0][1] - 1), *plan[1:]]
+        self._prev_mask = plan[-1][0]
+        if not self.fast:
+            reward, done, frames = 0.0, False, []
+            for mask, n in plan:
+                for _ in range(n):
+                    ob, r, d, _trunc, _info = self.env.step(mask)
+                    reward += r
+                    done = done or d
+                    frames = [*frames[-1:], ob]
+            obs = np.maximum(*frames) if self.max_pool and len(frames) == 2 else frames[-1]
+            return obs, (reward if self.scenario else 0.0), bool(done) and self.scenario, False, {"frames": total}
+        retro, em = self.retro, self.retro.em
+        recording = retro.movie is not None
+        prev_screen, done_frames = None, 0
+        for mask, n in plan:
+            if n <= 0:
+                continue
+            em.set_button_mask(mask, 0)
+            for _ in range(n):
+                if recording:
+                    self._movie_frame(mask)
+                em.step()
+                done_frames += 1
+                if self.max_pool and done_frames == total - 1:
+                    prev_screen = self._screen()
+        screen = self._screen()
+        obs = np.maximum(prev_screen, screen) if prev_screen is not None else screen
+        retro.img = screen
+        reward, terminated = 0.0, False
+        if self.scenario:
+            retro.data.update_ram()
+            reward = float(retro.data.current_reward())
+            terminated = bool(retro.data.is_done())
+        return obs, reward, terminated, False, {"frames": total}
 
     def _step_fast(self, first: np.ndarray, mask: np.ndarray):
         retro, em, n = self.retro, self.retro.em, self.frame_skip

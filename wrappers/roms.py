@@ -44,6 +44,31 @@ ALTERNATE_DUMPS: dict[str, tuple[str, str]] = {
     "0c4992fc08d2278697339d3b48066e7b5f943598": ("SuperMarioBros-Nes-v0", "gym-super-mario-bros dump"),
 }
 
+#: Other dumps of integrated games, recognised so that importing one says what it is instead of "unknown".
+#: They are not imported: stable-retro's savestates and RAM addresses are only known to hold for the dump
+#: its rom.sha names. SHA-1s from the No-Intro Mega Drive DAT (libretro/libretro-database,
+#: metadat/no-intro/Sega - Mega Drive - Genesis.dat, 2026.10.07).
+OTHER_DUMPS: dict[str, tuple[str, str]] = {
+    "8e808ed1f7429f65d9e8a11db2ff1b4e4f96df7c": ("StreetFighterIISpecialChampionEdition-Genesis-v0",
+                                                 "Street Fighter II' - Special Champion Edition (USA) (Virtual "
+                                                 "Console)"),
+    "2a406e2e4743de98785c85322f858abfb8221ae0": ("StreetFighterIISpecialChampionEdition-Genesis-v0",
+                                                 "Street Fighter II' - Special Champion Edition (Europe)"),
+    "379a7af5768d5badc348e626712af8c6ea1bff76": ("StreetFighterIISpecialChampionEdition-Genesis-v0",
+                                                 "Street Fighter II' - Special Champion Edition (Europe) (Virtual "
+                                                 "Console)"),
+    "0d624f1a34014ead022dd8d5df1134a88eca69bb": ("StreetFighterIISpecialChampionEdition-Genesis-v0",
+                                                 "Street Fighter II' Plus - Champion Edition (Japan, Korea)"),
+    "9d507da08660ef27e45f54a214bea5ae9ee4cd3a": ("StreetFighterIISpecialChampionEdition-Genesis-v0",
+                                                 "Street Fighter II' Plus - Champion Edition (Japan) (Virtual "
+                                                 "Console)"),
+}
+#: What the dump stable-retro's rom.sha names is called, where we know it (the same DAT).
+EXPECTED_DUMPS: dict[str, str] = {
+    "StreetFighterIISpecialChampionEdition-Genesis-v0": "Street Fighter II' - Special Champion Edition (USA), "
+                                                        "No-Intro, SHA-1 a5aad1d108046d9388e33247610dafb4c6516e0b",
+}
+
 SOURCE_FILE = "source.json"
 _WHOLE = "\x00whole"  # marks a zip tried as one ROM (an arcade set) before its members
 _MAX_ROM_BYTES = 64 * 1024 * 1024
@@ -144,10 +169,11 @@ def require_rom(game: str) -> Path:
     game = canonical_game(game)
     path = rom_path(game)
     if path is None:
+        which = f" ({EXPECTED_DUMPS[game]})" if game in EXPECTED_DUMPS else ""
         raise RomError(
             f"No ROM for {short_name(game)}. ROMs are copyrighted and not shipped with retrodojo: import your own "
-            f"dump with `retrodojo roms import PATH` (a file, a folder or a zip; it is matched by SHA-1 against "
-            f"stable-retro's rom.sha). Games playable now: `retrodojo roms list`."
+            f"dump{which} with `retrodojo roms import PATH` (a file, a folder or a zip; it is matched by SHA-1 "
+            f"against stable-retro's rom.sha). Games playable now: `retrodojo roms list`."
         )
     return path
 
@@ -249,7 +275,15 @@ def guess_system(name: str, raw: bytes) -> str:
 
 
 def describe_unmatched(name: str, raw: bytes) -> str:
-    """One paragraph on a file that matched no integration: system guess, nearest game, hash."""
+    """One paragraph on a file that matched no integration: what it is if it is a known other dump, else a
+    system guess, the nearest game and its hash."""
+    for sha, _ in _candidate_hashes(name, raw):
+        if sha in OTHER_DUMPS:
+            game, what = OTHER_DUMPS[sha]
+            expected = EXPECTED_DUMPS.get(game, "the dump its rom.sha names")
+            return (f"{name}: this is {what} (SHA-1 {sha}), a dump of {short_name(game)}, but not the one "
+                    f"stable-retro's integration was made for ({expected}); its savestates and RAM addresses "
+                    "are not known to hold for this one, so it was not imported. Import that dump instead.")
     sha = _candidate_hashes(name, raw)[0][0]
     stem = Path(name).stem.replace("_", " ").replace(".", " ")
     keys = {short_name(g).rsplit("-", 1)[0].lower(): short_name(g) for g in all_games()}

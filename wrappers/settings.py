@@ -45,8 +45,9 @@ class EnvSettings(StrictModel):
     max_pool: bool = Field(default=True, description="Observe the max of the window's last two frames.")
     sticky_prob: float = Field(default=0.0, ge=0.0, lt=1.0, description="Prob. the last action sticks a frame.")
     noop_max: int = Field(default=0, ge=0, description="Random 0..noop_max no-op frames at reset.")
-    obs: Literal["pixels", "tiles"] = Field(
-        default="pixels", description="pixels: the screen; tiles: SMB's tile grid from RAM (SMB only).")
+    obs: Literal["pixels", "tiles", "ram", "pixels+ram"] = Field(
+        default="pixels", description="pixels: the screen; tiles: SMB's tile grid from RAM (SMB only); ram: the "
+                                      "profile's observe variables, scaled to 0..1; pixels+ram: both (a dict).")
     resize: tuple[int, int] | None = Field(default=(84, 84), description="[height, width]; null keeps the size.")
     grayscale: bool = Field(default=True, description="One luma channel instead of RGB.")
     frame_stack: int = Field(default=4, ge=1, le=32, description="Observations stacked along the channels.")
@@ -61,6 +62,9 @@ class EnvSettings(StrictModel):
     reward_scale: float = Field(default=1.0, gt=0, description="Multiply rewards seen by learners.")
     reward_clip: float | None = Field(default=None, gt=0, description="Clip rewards to [-c, c] after scale.")
     fast: bool = Field(default=True, description="Fast frame skip (identical results, less work).")
+    episode: Literal["round", "match", "run"] = Field(
+        default="match", description="Fighting games (a profile with a fight section): one episode is a round, "
+                                     "a match, or the whole run to the continue screen.")
 
 
 class EnvSpec(EnvSettings):
@@ -73,8 +77,9 @@ class EnvSpec(EnvSettings):
     """
 
     game: str = Field(description="stable-retro integration, e.g. SuperMarioBros-Nes (the -v0 is optional).")
-    state: str | list[str] | None = Field(
-        default=None, description="Start state, or a list: a start-state pool drawn from at each reset.")
+    state: str | list[str] | dict[str, float] | None = Field(
+        default=None, description="Start state, or a pool drawn from at each reset: a list (uniformly) or "
+                                  "{state: weight} (in proportion to the weights).")
     profile: str = Field(description="Game profile name (configs/games), a YAML path, or 'scenario'.")
     render_mode: Literal["rgb_array", "human"] | None = Field(
         default=None, description="Rendering for humans or videos; None (headless) for training.")
@@ -83,8 +88,10 @@ class EnvSpec(EnvSettings):
     @field_validator("state")
     @classmethod
     def _states_nonempty(cls, v):
-        if isinstance(v, list) and not v:
-            raise ValueError("an empty state list; give at least one state or leave it out")
+        if isinstance(v, (list, dict)) and not v:
+            raise ValueError("an empty state pool; give at least one state or leave it out")
+        if isinstance(v, dict) and any(w <= 0 for w in v.values()):
+            raise ValueError("state weights must be > 0")
         return v
 
     @property
@@ -93,6 +100,11 @@ class EnvSpec(EnvSettings):
         if self.state is None:
             return None
         return [self.state] if isinstance(self.state, str) else list(self.state)
+
+    @property
+    def state_weights(self) -> list[float] | None:
+        """The pool's weights, in the order of :attr:`states` (None: uniform)."""
+        return list(self.state.values()) if isinstance(self.state, dict) else None
 
     @classmethod
     def from_settings(cls, settings: EnvSettings, **fields) -> EnvSpec:
@@ -132,13 +144,13 @@ def state_problems(game: str, states: Any, key: str = "state") -> list[Problem]:
     """Problems of a state name or list of names for ``game`` (an integration name stable-retro knows)."""
     from wrappers import roms
 
-    names = [states] if isinstance(states, str) else states if isinstance(states, list) else []
+    names = [states] if isinstance(states, str) else list(states) if isinstance(states, (list, dict)) else []
     known = roms.states(game)
     out = []
     for i, s in enumerate(names):
         if s in known:
             continue
-        where = key if isinstance(states, str) else f"{key}[{i}]"
+        where = key if isinstance(states, str) else f"{key}.{s}" if isinstance(states, dict) else f"{key}[{i}]"
         near = difflib.get_close_matches(str(s), known, n=1)
         hint = f" Did you mean {near[0]}?" if near else ""
         out.append((where, f"unknown state '{s}' for {roms.short_name(game)}.{hint} Its states: {', '.join(known)}"))
@@ -201,4 +213,7 @@ def env_problems(data: Mapping[str, Any], require_rom: bool = True) -> list[Prob
                                         f"{profile.name} (its terms: {', '.join(profile.rewards)})"))
     if data.get("obs") == "tiles" and not roms.short_name(canonical).startswith("SuperMarioBros-Nes"):
         problems.append(("obs", f"tiles reads Super Mario Bros' RAM and does not work for {game}"))
+    if data.get("obs") in ("ram", "pixels+ram") and not profile.observe:
+        problems.append(("obs", f"{data['obs']} needs the variables to observe: profile {profile.name} has no "
+                                "observe section"))
     return problems

@@ -1,4 +1,4 @@
-"""Observation wrappers: grayscale + resize with OpenCV, and a channel-first frame stack."""
+"""Observation wrappers: grayscale + resize with OpenCV, a channel-first frame stack, and RAM variables."""
 
 from __future__ import annotations
 
@@ -80,3 +80,57 @@ class FrameStack(gym.ObservationWrapper):
         self._stack[: -self.c] = self._stack[self.c :]
         self._stack[-self.c :] = observation
         return self._stack.copy()
+
+
+class RamObservation(gym.ObservationWrapper):
+    """The profile's ``observe`` variables (RAM values and fight signals), each scaled from its
+    ``[low, high]`` to 0..1 and clipped, as a float32 vector; the last ``stack`` readings side by side.
+
+    It reads what :class:`wrappers.stateful_reward.ProfileReward` below already read this step, so it
+    costs no RAM access. With ``keep_pixels`` the observation is a dict: ``pixels`` (the frames below)
+    and ``ram`` (for SB3's ``MultiInputPolicy``).
+
+    Example:
+        >>> env = RamObservation(env, {"health": (0, 176), "x": (0, 512)})  # doctest: +SKIP
+        >>> env.observation_space.shape                                       # doctest: +SKIP
+        (2,)
+    """
+
+    def __init__(self, env: gym.Env, ranges: dict[str, tuple[float, float]], stack: int = 1,
+                 keep_pixels: bool = False):
+        if not ranges:
+            raise ValueError("RamObservation needs at least one variable (the profile's observe section)")
+        if stack < 1:
+            raise ValueError(f"RamObservation stack must be >= 1, got {stack}")
+        super().__init__(env)
+        self._tracker = env.get_wrapper_attr("tracker")
+        self.names = list(ranges)
+        self._low = np.array([lo for lo, _ in ranges.values()], np.float64)
+        self._span = np.array([hi - lo for lo, hi in ranges.values()], np.float64)
+        self.stack = stack
+        self._buf = np.zeros((stack, len(ranges)), np.float32)
+        ram = gym.spaces.Box(0.0, 1.0, (stack * len(ranges),), np.float32)
+        self.keep_pixels = keep_pixels
+        self.observation_space = gym.spaces.Dict({"pixels": env.observation_space, "ram": ram}) if keep_pixels \
+            else ram
+
+    def _vector(self) -> np.ndarray:
+        v = self._tracker.last_values
+        x = (np.array([v[n] for n in self.names], np.float64) - self._low) / self._span
+        return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+    def reset(self, **kwargs):
+        """Reset; the stack starts filled with the first reading."""
+        obs, info = self.env.reset(**kwargs)
+        self._buf[:] = self._vector()
+        return self._pack(obs), info
+
+    def observation(self, observation):
+        """Shift in this step's reading."""
+        self._buf[:-1] = self._buf[1:]
+        self._buf[-1] = self._vector()
+        return self._pack(observation)
+
+    def _pack(self, pixels):
+        ram = self._buf.ravel().copy()
+        return {"pixels": pixels, "ram": ram} if self.keep_pixels else ram

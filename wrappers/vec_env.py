@@ -55,12 +55,20 @@ def _exit_reason(code: int | None) -> str:
     return f"exit code {code}"
 
 
-def _plan(n: int, obs_shape, obs_dtype, act_shape, act_dtype) -> tuple[list, int]:
+def _obs_fields(space: gym.Space) -> tuple:
+    """(key, shape, dtype) of each observation array: one for a Box, one per key for a Dict of Boxes."""
+    if isinstance(space, gym.spaces.Dict):
+        return tuple((k, tuple(s.shape), s.dtype.str) for k, s in space.spaces.items())
+    return ((None, tuple(space.shape), space.dtype.str),)
+
+
+def _plan(n: int, obs_fields: tuple, act_shape, act_dtype) -> tuple[list, int]:
     """Fields of the shared block (name, shape, dtype, offset), 8-byte aligned, and its total size."""
+    arrays = [(f"obs{i}", (n, *shape), dtype) for i, (_key, shape, dtype) in enumerate(obs_fields)]
+    arrays += [("act", (n, *act_shape), act_dtype), ("rew", (n,), "<f8"), ("done", (n,), "u1"),
+               ("cmd", (n,), "<i4"), ("status", (n,), "<i4"), ("frames", (n,), "<i4")]
     fields, offset = [], 0
-    for name, shape, dtype in (("obs", (n, *obs_shape), obs_dtype), ("act", (n, *act_shape), act_dtype),
-                               ("rew", (n,), "<f8"), ("done", (n,), "u1"), ("cmd", (n,), "<i4"),
-                               ("status", (n,), "<i4")):
+    for name, shape, dtype in arrays:
         offset = -(-offset // 8) * 8
         fields.append((name, shape, np.dtype(dtype), offset))
         offset += int(np.prod(shape)) * np.dtype(dtype).itemsize
@@ -68,18 +76,35 @@ def _plan(n: int, obs_shape, obs_dtype, act_shape, act_dtype) -> tuple[list, int
 
 
 class _Slots:
-    """Views of one shared-memory block: obs, actions, rewards, done flags, command and status per env."""
+    """Views of one shared-memory block: observations, actions, rewards, done flags, command, status and
+    emulator frames of the last step, per env."""
 
-    obs: np.ndarray
     act: np.ndarray
     rew: np.ndarray
     done: np.ndarray
     cmd: np.ndarray
     status: np.ndarray
+    frames: np.ndarray
 
-    def __init__(self, buf, *layout):
-        for name, shape, dtype, offset in _plan(*layout)[0]:
+    def __init__(self, buf, n, obs_fields, act_shape, act_dtype):
+        for name, shape, dtype, offset in _plan(n, obs_fields, act_shape, act_dtype)[0]:
             setattr(self, name, np.ndarray(shape, dtype, buffer=buf, offset=offset))
+        self.obs_keys = [key for key, _, _ in obs_fields]
+        self.obs = [getattr(self, f"obs{i}") for i in range(len(obs_fields))]
+
+    def put_obs(self, i: int, obs) -> None:
+        """Write env ``i``'s observation (an array, or a dict of arrays)."""
+        if self.obs_keys == [None]:
+            self.obs[0][i] = obs
+        else:
+            for key, arr in zip(self.obs_keys, self.obs):
+                arr[i] = obs[key]
+
+    def get_obs(self):
+        """A copy of every env's observation: an array, or a dict of arrays."""
+        if self.obs_keys == [None]:
+            return self.obs[0].copy()
+        return {key: arr.copy() for key, arr in zip(self.obs_keys, self.obs)}
 
 
 def _acquire(sem, spin_s: float, on_timeout) -> None:
@@ -145,9 +170,10 @@ def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrappe
                         info["TimeLimit.truncated"] = truncated and not terminated
                         info["terminal_observation"] = obs
                         obs, reset_info = env.reset()
-                    slots.obs[index] = obs
+                    slots.put_obs(index, obs)
                     slots.rew[index] = reward
                     slots.done[index] = ended
+                    slots.frames[index] = info.get("frames", 0)
                     slots.status[index] = _ENDED if ended else _OK
                     if ended:
                         remote.send((info, reset_info))
@@ -159,7 +185,7 @@ def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrappe
             cmd, data = remote.recv()
             if cmd == "reset":
                 obs, reset_info = env.reset(seed=data[0], **({"options": data[1]} if data[1] else {}))
-                slots.obs[index] = obs
+                slots.put_obs(index, obs)
                 remote.send(reset_info)
             elif cmd == "close":
                 break
@@ -217,6 +243,7 @@ class RetroVecEnv(VecEnv):
         self._spin_s = 0.0005 if spin else 0.0
 
         self.num_envs = n  # VecEnv.__init__ (below, once workers run) asks them for render_mode
+        self.frames = 0  # emulator frames stepped by every env together (info["frames"] of each step)
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         ctx = mp.get_context(start_method)
@@ -242,12 +269,13 @@ class RetroVecEnv(VecEnv):
         if self.local_env is not None:
             spaces = (self.local_env.observation_space, self.local_env.action_space)
         obs_space, act_space = spaces
-        if not isinstance(obs_space, gym.spaces.Box):
+        boxes = obs_space.spaces.values() if isinstance(obs_space, gym.spaces.Dict) else [obs_space]
+        if not all(isinstance(b, gym.spaces.Box) for b in boxes):
             self.close()
-            raise TypeError(f"RetroVecEnv needs a Box observation space, got {obs_space}")
+            raise TypeError(f"RetroVecEnv needs a Box or a Dict of Box observation space, got {obs_space}")
         act_shape = () if isinstance(act_space, gym.spaces.Discrete) else act_space.shape
         act_dtype = np.int64 if isinstance(act_space, gym.spaces.Discrete) else np.float32
-        self._layout = (n, obs_space.shape, obs_space.dtype.str, act_shape, np.dtype(act_dtype).str)
+        self._layout = (n, _obs_fields(obs_space), act_shape, np.dtype(act_dtype).str)
         self._shm = shared_memory.SharedMemory(create=True, size=_plan(*self._layout)[1])
         self._slots = _Slots(self._shm.buf, *self._layout)
         for i in self._remote_ids:
@@ -289,13 +317,13 @@ class RetroVecEnv(VecEnv):
         if self.local_env is not None:
             opts = {"options": self._options[0]} if self._options[0] else {}
             obs, infos[0] = self.local_env.reset(seed=self._seeds[0], **opts)
-            self._slots.obs[0] = obs
+            self._slots.put_obs(0, obs)
         for i in self._remote_ids:
             infos[i] = self._recv(i)
         self.reset_infos = infos
         self._reset_seeds()
         self._reset_options()
-        return self._slots.obs.copy()
+        return self._slots.get_obs()
 
     def step_async(self, actions: np.ndarray) -> None:
         """Write actions to shared memory and wake the workers."""
@@ -322,9 +350,10 @@ class RetroVecEnv(VecEnv):
                 info["terminal_observation"] = obs
                 obs, self.reset_infos[0] = env.reset()
                 infos[0] = info
-            self._slots.obs[0] = obs
+            self._slots.put_obs(0, obs)
             self._slots.rew[0] = reward
             self._slots.done[0] = ended
+            self._slots.frames[0] = info.get("frames", 0)
         self._wait_done(len(self._remote_ids))
         self.waiting = False
         errors = []
@@ -339,7 +368,8 @@ class RetroVecEnv(VecEnv):
             last = tb.strip().splitlines()[-1] if tb.strip() else "an error"
             raise EnvWorkerError(f"env {i} raised in its worker process: {last}\n" + "\n".join(t for _, t in errors))
         s = self._slots
-        return s.obs.copy(), s.rew.astype(np.float32), s.done.astype(bool), infos
+        self.frames += int(s.frames.sum())
+        return s.get_obs(), s.rew.astype(np.float32), s.done.astype(bool), infos
 
     def close(self) -> None:
         """Close every env, stop the workers and free the shared memory."""
