@@ -275,16 +275,17 @@ def cmd_evaluate(args) -> int:
     ev = Evaluator(env_spec, episodes, states, deterministic=not args.stochastic, local=True)
     def show(i, ep):
         if not args.json:
+            metrics = "".join(f", {k} {v:g}" for k, v in ep.get("metrics", {}).items())
             console.print(f"episode {i}: return {ep['r']:.1f}, progress {ep['progress']:.0f}, "
                           f"success {ep['success']}, {ep['frames']} frames, state {ep['state']}, "
-                          f"ended by {ep['reason']}")
+                          f"ended by {ep['reason']}{metrics}", soft_wrap=True)
     try:
         result = ev.run(agent.policy(), video=video, on_episode=show)
     finally:
         ev.close()
-    keep = ("r", "progress", "success", "frames", "reason", "state", "terms")
+    keep = ("r", "progress", "success", "frames", "reason", "state", "terms", "metrics", "actions")
     out = {"run": str(path), "agent": str(agent_dir), "algo": agent.algo,
-           "episodes": [{("return" if k == "r" else k): e[k] for k in keep} for e in result["episodes"]],
+           "episodes": [{("return" if k == "r" else k): e.get(k) for k in keep} for e in result["episodes"]],
            "mean": result["mean"], "video": str(video) if video else None}
     if spec:
         report = path / "eval" / f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -294,8 +295,11 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(out, indent=2))
         return 0
     m = result["mean"]
+    extra = "".join(f", {k} {v:.3g}" for k, v in m.items()
+                    if k not in ("return", "progress", "success_rate", "episode_frames"))
     console.print(f"mean over {len(result['episodes'])} episodes: return {m['return']:.1f}, progress "
-                  f"{m['progress']:.0f}, success rate {m['success_rate']:.0%}, {m['episode_frames']:.0f} frames")
+                  f"{m['progress']:.0f}, success rate {m['success_rate']:.0%}, {m['episode_frames']:.0f} frames"
+                  f"{extra}", soft_wrap=True)
     if video:
         console.print(f"video: [bold]{video.resolve()}[/]")
     return 0

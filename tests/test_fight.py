@@ -383,3 +383,32 @@ def test_frames_between_rounds_are_played_without_input_and_counted(tmp_path):
         assert x_after < 60 + 30  # nothing was pressed while waiting: Mario slowed to a stop
         _, _, term, _, info = env.step(0)
         assert term and info["reason"] == "match_won"  # round 2 is won at once: Mario stands past x 60
+
+
+def test_neat_learns_from_ram_variables_on_boxing(tmp_path):
+    import yaml
+
+    from experiments.cli import main
+
+    exp = tmp_path / "boxing_neat.yaml"
+    exp.write_text(yaml.safe_dump({
+        "name": "boxing_neat", "game": "Boxing-Atari2600", "profile": "boxing",
+        "env": {"obs": "ram", "frame_stack": 1, "stuck_frames": None, "max_frames": 400, "actions": "combos"},
+        "agent": {"algo": "neat", "config": "sf2", "pop_size": 4, "workers": 1, "last_action": True},
+        "budget": {"frames": 10_000_000, "generations": 1}, "eval": {"every_frames": 10**9, "episodes": 1}}))
+    assert main(["train", str(exp), "--runs-dir", str(tmp_path / "runs")]) == 0
+    (run,) = (tmp_path / "runs" / "boxing_neat").iterdir()
+    import neat
+
+    cfg = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
+                      neat.DefaultStagnation, str(run / "neat.cfg"))
+    assert cfg.genome_config.num_inputs == 2 + 14 and cfg.genome_config.num_outputs == 14  # RAM + last action
+
+
+def test_sf2_experiments_say_which_rom_to_import(capsys):
+    from experiments.cli import main
+
+    assert main(["train", "sf2_ppo_lstm", "--runs-dir", "/nonexistent/never"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "No ROM for StreetFighterIISpecialChampionEdition-Genesis" in err and "retrodojo roms import PATH" in err
+    assert "Special Champion Edition (USA), No-Intro" in err and "Traceback" not in err
