@@ -2,7 +2,8 @@
 
 What makes it fast and safe, against the original tutorial (165 s per generation of 30 genomes, all
 training lost to an extinction):
-- genomes are played by persistent worker processes, one emulator each, made once per run, not per genome;
+- genomes are played by persistent workers, one emulator each, made once per run, not per genome: local
+  processes, or Ray actors across machines (``agent.backend``, :mod:`agents.neat_backends`);
 - each genome's network is compiled to numpy arrays (:mod:`agents.neat_network`) and acts once per
   frame-skip window on the shared wrapper stack (pixels at 1/8 size, or SMB's tile grid);
 - episodes end early (a life lost, or no new maximum of progress for ``env.stuck_frames``);
@@ -19,11 +20,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import multiprocessing as mp
-import os
 import pickle
 import random
-import signal
 import time
 from itertools import count
 from pathlib import Path
@@ -34,6 +32,7 @@ import numpy as np
 from pydantic import Field
 
 from agents.base import AgentError, write_agent_file
+from agents.neat_backends import Backend, WorkerSetup, WorkerSetupError, make_backend
 from agents.neat_config import load_neat_config
 from agents.neat_network import CompiledNetwork
 from wrappers.factory import make_env
@@ -58,6 +57,15 @@ class NEATSpec(StrictModel):
     last_action: bool = Field(
         default=False, description="Feed the previous action back as extra inputs (one-hot, or the pressed "
                                    "buttons): a feed-forward network can then alternate on a still picture.")
+    backend: Literal["local", "ray"] = Field(
+        default="local", description="Where genomes are played: local processes, or Ray actors (pip install "
+                                     "'retrodojo[ray]'), which may sit on other machines.")
+    ray_address: str | None = Field(
+        default="auto", description="Ray cluster to join: auto (the one on this machine, else start a local "
+                                    "one), local (always a new local one), or an address such as 10.0.0.5:6379.")
+    ray_resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources each worker needs, e.g. {roms: 1} to keep "
+                                          "workers on the nodes you gave that resource (the ones with the ROMs).")
 
 
 # --------------------------------------------------------------------------- playing a genome
@@ -125,23 +133,6 @@ class NEATPolicy:
         return np.asarray(actions), None
 
 
-_ENV = None
-_POLICY_ARGS: tuple = ()
-
-
-def _init_worker(spec_data: dict, seed: int, config_file: str, discrete: bool, scale: float,
-                 last_action: bool) -> None:
-    """Pool initializer: one env (one emulator) per worker, for the whole run."""
-    global _ENV, _POLICY_ARGS
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
-    # Each worker loads the config file itself: pickling a live neat.Config advances its node counter.
-    config = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
-                         neat.DefaultStagnation, config_file)
-    # Workers are interchangeable, so no index is at hand: the pid varies sticky-action draws between them.
-    _ENV = make_env(EnvSpec.model_validate(spec_data), seed=seed + os.getpid() % 1000)
-    _POLICY_ARGS = (config, discrete, scale, last_action)
-
-
 def play_genome(genome, env, config, discrete: bool, scale: float, last_action: bool = False,
                 episodes: int = 1) -> tuple[float, list[dict]]:
     """Play ``episodes`` episodes; returns (mean shaped return, the ``info["episode"]`` dicts)."""
@@ -156,12 +147,6 @@ def play_genome(genome, env, config, discrete: bool, scale: float, last_action: 
                 eps.append(info["episode"])
                 break
     return float(np.mean([e["r"] for e in eps])), eps
-
-
-def _eval_genome(task):
-    key, genome, episodes = task
-    fitness, eps = play_genome(genome, _ENV, *_POLICY_ARGS, episodes=episodes)
-    return key, fitness, eps
 
 
 # --------------------------------------------------------------------------- reporting
@@ -221,6 +206,8 @@ class NEATAgent:
         self.input_scale = 1.0
         self.warnings: list[str] = []
         self.solved = False
+        self.profile = None
+        self._backend: Backend | None = None
 
     # ------------------------------------------------------------------ set-up
     @classmethod
@@ -241,7 +228,7 @@ class NEATAgent:
 
     def setup(self, config_dir: Path | None = None) -> None:
         """Resolve the neat-python config for this env; write it to ``config_dir/neat.cfg`` if given."""
-        self.env_spec.check()
+        _game, self.profile = self.env_spec.check()
         n_inputs, obs_dtype, n_outputs, discrete = env_spaces(self.env_spec)
         self.discrete = discrete
         self.input_scale = self.spec.input_scale or (1 / 255 if obs_dtype == "uint8" else 1.0)
@@ -268,11 +255,12 @@ class NEATAgent:
         run.hyperparameters(self._hparams())
         generations = run.spec.budget.generations
         workers = self.spec.workers or cores()
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-        initargs = (self.env_spec.model_dump(), self.seed * 1000 + 100 * run.resumes, str(run.dir / "neat.cfg"),
-                    self.discrete, self.input_scale, self.spec.last_action)
-        with ctx.Pool(workers, initializer=_init_worker, initargs=initargs) as pool:
-            self._pool = pool
+        setup = WorkerSetup(env_spec=self.env_spec.model_dump(), profile=self.profile,
+                            config_text=(run.dir / "neat.cfg").read_text(),
+                            seed=self.seed * 1000 + 100 * run.resumes, discrete=self.discrete,
+                            input_scale=self.input_scale, last_action=self.spec.last_action)
+        self._backend = self._make_backend(setup, workers)
+        try:
             run.begin(self.frames, self)
             go_on = run.tick(self.frames, self)  # a resumed run may have no time left
             while (go_on and self.frames < budget_frames and not self.solved
@@ -280,12 +268,28 @@ class NEATAgent:
                 t0 = time.perf_counter()
                 if not self._generation(run):
                     break
+                for note in self._backend.notes:
+                    run.warn(note)
+                self._backend.notes.clear()
                 # a generation is NEAT's natural checkpoint: the population is whole only between them
                 go_on = run.tick(self.frames, self, checkpoint=True, generation=self.population.generation)
                 # a whole generation: evaluation, reproduction, speciation and the checkpoint, not the eval
                 run.scalar("neat/generation_seconds", time.perf_counter() - t0 - run.last_eval_seconds, self.frames)
-            self._pool = None
+        finally:
+            self._backend.close()
+            self._backend = None
         run.finish(self.frames, self)
+
+    def _make_backend(self, setup: WorkerSetup, workers: int) -> Backend:
+        try:
+            return make_backend(self.spec.backend, setup, workers, self.spec.ray_address, self.spec.ray_resources)
+        except ImportError:
+            raise AgentError("agent.backend: ray needs Ray: pip install 'retrodojo[ray]' (or use backend: "
+                             "local)") from None
+        except WorkerSetupError as e:
+            raise AgentError(f"a NEAT worker could not start on {e} Import the ROM on that machine with "
+                             "`retrodojo roms import PATH` (or `retrodojo roms bundled`), or keep workers off "
+                             "it with agent.ray_resources.") from None
 
     def _generation(self, run) -> bool:
         """One generation through neat-python's loop; False when the run must end (extinction, conflict)."""
@@ -341,7 +345,7 @@ class NEATAgent:
         tasks = [(key, genome, self.spec.episodes_per_genome) for key, genome in genomes]
         by_key = dict(genomes)
         self.generation_progress = 0.0
-        for key, fitness, eps in self._pool.imap_unordered(_eval_genome, tasks):
+        for key, fitness, eps in self._backend.evaluate(tasks):
             by_key[key].fitness = fitness
             self.frames += sum(e["frames"] for e in eps)
             run.record(self.frames, eps)
@@ -354,7 +358,7 @@ class NEATAgent:
         return {"algo": "neat", "config": self.spec.config, "pop_size": c.pop_size, "num_inputs": g.num_inputs,
                 "num_outputs": g.num_outputs, "feed_forward": g.feed_forward, "initial_connection":
                 g.initial_connection, "compatibility_threshold": c.species_set_config.compatibility_threshold,
-                "workers": self.spec.workers or cores(), "input_scale": self.input_scale,
+                "workers": self.spec.workers or cores(), "backend": self.spec.backend, "input_scale": self.input_scale,
                 "action_mode": "argmax" if self.discrete else "threshold 0.5", "last_action": self.spec.last_action}
 
     # ------------------------------------------------------------------ checkpoints

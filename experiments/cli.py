@@ -148,9 +148,16 @@ def cmd_train(args) -> int:
                 raise SystemExit("retrodojo train: give an experiment FILE (or a shipped experiment's name) "
                                  "or --resume RUN_DIR")
             spec = load_spec(args.file, args.set)
-            folders = runner.train(spec, runs_dir=args.runs_dir, name=args.name,
-                                   seeds=[args.seed] if args.seed is not None else None,
-                                   on_run=bar.start_run, progress_cb=bar.update, notify=_notify)
+            seeds = args.seeds or ([args.seed] if args.seed is not None else None)
+            if args.ray:
+                from experiments.cluster import train_on_ray
+
+                bar.stop()
+                folders = train_on_ray(spec, seeds or spec.seeds, runs_dir=args.runs_dir, name=args.name,
+                                       address=args.ray, console=console)
+            else:
+                folders = runner.train(spec, runs_dir=args.runs_dir, name=args.name, seeds=seeds,
+                                       on_run=bar.start_run, progress_cb=bar.update, notify=_notify)
     finally:
         bar.stop()
     from experiments.run import read_history, read_meta
@@ -419,6 +426,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a key by its dotted path (repeatable), e.g. budget.frames=200000")
     tr.add_argument("--seed", type=int, default=None, help="one run with this seed instead of the file's seeds")
+    tr.add_argument("--seeds", type=int, nargs="+", default=None, metavar="N",
+                    help="these seeds instead of the file's (one after another, or at once with --ray)")
+    tr.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                    help="run the seeds as Ray tasks on the cluster at ADDRESS (default: auto, the one on this "
+                         "machine, else a new local one)")
     tr.add_argument("--name", default=None, help="experiment folder name (default: the file's name key)")
     tr.add_argument("--runs-dir", default="runs")
     tr.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its newest checkpoint")

@@ -28,18 +28,20 @@ from wrappers.tracker import condition_reader
 from wrappers.transform_observation import FrameStack, GrayResize, RamObservation
 
 
-def make_env(spec: EnvSpec | dict, seed: int | None = None) -> gym.Env:
+def make_env(spec: EnvSpec | dict, seed: int | None = None, profile=None) -> gym.Env:
     """Build one env from a spec (an :class:`EnvSpec` or a plain dict of its fields).
 
     The emulator is created here, in the calling process: at most one live env per process.
     ``seed`` seeds the env's own randomness (sticky actions, no-ops, state pool) on its first reset.
+    ``profile`` is a loaded profile to use instead of loading ``spec.profile`` (a worker on another machine
+    gets the profile itself, not a path that exists only on the driver's).
     """
     import stable_retro
 
     if isinstance(spec, dict):
         spec = EnvSpec.model_validate(spec)
     roms.register()
-    game, profile = spec.check()
+    game, profile = spec.check(profile=profile)
     states = spec.states
     base = stable_retro.make(
         game,

@@ -111,8 +111,13 @@ class EnvSpec(EnvSettings):
         """An env spec from ``env:`` settings plus the game fields (``game``, ``state``, ``profile``)."""
         return cls(**settings.model_dump(), **fields)
 
-    def check(self, require_rom: bool = True):
+    def check(self, require_rom: bool = True, profile=None):
         """Check the spec against stable-retro (see :func:`env_problems`) and return what the factory needs.
+
+        Args:
+            require_rom: the game's ROM must be imported.
+            profile: an already loaded :class:`wrappers.profile.Profile` to use instead of loading
+                ``self.profile`` (it travels to workers on machines without the profile's file).
 
         Returns:
             (canonical game name, the profile with the spec's reward weights applied).
@@ -120,14 +125,14 @@ class EnvSpec(EnvSettings):
         Raises:
             EnvError: listing every problem.
         """
-        problems = env_problems(self.model_dump(), require_rom=require_rom)
+        problems = env_problems(self.model_dump(), require_rom=require_rom, profile=profile)
         if problems:
             raise EnvError(problems)
         from wrappers import roms
         from wrappers.profile import load_profile, with_rewards
 
         game = roms.canonical_game(self.game)
-        return game, with_rewards(load_profile(self.profile, game=game), self.rewards)
+        return game, with_rewards(profile or load_profile(self.profile, game=game), self.rewards)
 
 
 class EnvError(UserError):
@@ -157,7 +162,7 @@ def state_problems(game: str, states: Any, key: str = "state") -> list[Problem]:
     return out
 
 
-def env_problems(data: Mapping[str, Any], require_rom: bool = True) -> list[Problem]:
+def env_problems(data: Mapping[str, Any], require_rom: bool = True, profile=None) -> list[Problem]:
     """Every problem of an env spec's game, ROM, states, profile, action set, reward weights and obs kind.
 
     Checked against stable-retro's integration files and the profile, without making an emulator.
@@ -168,6 +173,7 @@ def env_problems(data: Mapping[str, Any], require_rom: bool = True) -> list[Prob
         data: env spec fields (``game``, ``state``, ``profile``, ``actions``, ``rewards``, ``obs``, ...).
         require_rom: also require the game's ROM to be imported (off to check a config for a game whose
             ROM this machine lacks).
+        profile: an already loaded profile to check against instead of loading ``data["profile"]``.
 
     Returns:
         (key, message) pairs; keys are field names (``state[1]``, ``actions``).
@@ -190,12 +196,13 @@ def env_problems(data: Mapping[str, Any], require_rom: bool = True) -> list[Prob
             problems.append(("game", str(e)))
     problems += state_problems(canonical, data.get("state"))
     profile_name = data.get("profile")
-    if not isinstance(profile_name, str):
-        return problems
-    try:
-        profile = load_profile(profile_name, game=canonical)
-    except ProfileError as e:
-        return [*problems, ("profile", str(e))]
+    if profile is None:
+        if not isinstance(profile_name, str):
+            return problems
+        try:
+            profile = load_profile(profile_name, game=canonical)
+        except ProfileError as e:
+            return [*problems, ("profile", str(e))]
     actions = data.get("actions")
     if isinstance(actions, str) and actions != "buttons":
         try:
