@@ -352,6 +352,33 @@ def _fmt(v) -> str:
     return "-" if v is None else f"{v:,.2f}" if abs(v) < 10 else f"{v:,.0f}"
 
 
+# --------------------------------------------------------------------------- tune
+
+
+def cmd_tune(args) -> int:
+    """Search the experiment's tune: space with Optuna; write the study's report."""
+    from experiments.tune import tune
+
+    folder = tune(args.file, args.trials, runs_dir=args.runs_dir, storage=args.storage, study=args.study,
+                  sampler=args.sampler, pruner=args.pruner, ray_address=args.ray, console=console)
+    console.print(report_summary(folder), soft_wrap=True)
+    return 0
+
+
+def report_summary(folder: Path) -> str:
+    """What a study folder holds, as a few lines."""
+    import csv
+
+    rows = list(csv.DictReader((folder / "trials.csv").open())) if (folder / "trials.csv").is_file() else []
+    lines = [f"study folder: {folder} ({len(rows)} trials)"]
+    for r in rows:
+        params = ", ".join(f"{k.removeprefix('params_')}={v}" for k, v in r.items() if k.startswith("params_"))
+        lines.append(f"  trial {r['number']}: {r['state']}, value {r.get('value') or '-'}  ({params})")
+    if (folder / "best.yaml").is_file():
+        lines.append(f"best: {folder / 'best.yaml'} (train it: retrodojo train {folder / 'best.yaml'})")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -461,6 +488,20 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--title", default=None)
     cmp.add_argument("--json", action="store_true")
     cmp.set_defaults(func=cmd_compare)
+
+    tu = sub.add_parser("tune", help="search hyperparameters with Optuna (the experiment's tune: section)")
+    tu.add_argument("file", help="an experiment file (or a shipped experiment's name) with a tune: section")
+    tu.add_argument("--trials", type=int, default=10, help="trials this process runs (default 10)")
+    tu.add_argument("--storage", default=None, help="an Optuna storage URL (default: a journal file in the study "
+                                                    "folder; postgresql://... for several machines)")
+    tu.add_argument("--study", default=None, help="study name (default: the experiment's name); processes "
+                                                  "with the same study and storage share it")
+    tu.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
+    tu.add_argument("--pruner", choices=["median", "none"], default="median")
+    tu.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                    help="run the trials as Ray tasks on the cluster at ADDRESS")
+    tu.add_argument("--runs-dir", default="runs")
+    tu.set_defaults(func=cmd_tune)
 
     demo = sub.add_parser("demo", help="NEAT on SMB 1-1 for a few minutes, then its champion on video")
     demo.add_argument("--minutes", type=float, default=5.0)

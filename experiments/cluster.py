@@ -28,6 +28,20 @@ def cpus_for(spec: ExperimentSpec) -> int:
     return agent.n_envs + 1
 
 
+def check_fits(spec: ExperimentSpec) -> int:
+    """The CPUs one run needs, after checking that some node of the cluster has that many (a task asking for
+    more than any node has would wait for ever)."""
+    import ray
+
+    cpus = cpus_for(spec)
+    largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+    if cpus > largest:
+        raise UserError(f"one run of {spec.name} needs {cpus} CPUs on one node (agent.n_envs + 1, or NEAT's "
+                        f"workers) and the largest node of the Ray cluster has {largest:g}: lower agent.n_envs "
+                        "(or agent.workers), or add a bigger node.")
+    return cpus
+
+
 def _board_class():
     import ray
 
@@ -104,11 +118,7 @@ def train_on_ray(spec: ExperimentSpec, seeds: list[int], runs_dir: str | Path = 
     from agents.neat_backends import connect_ray
 
     connect_ray(address)
-    cpus = cpus_for(spec)
-    total = ray.cluster_resources().get("CPU", 0)
-    if cpus > total:
-        raise UserError(f"one run of {spec.name} needs {cpus} CPUs (agent.n_envs + 1, or NEAT's workers) and the "
-                        f"Ray cluster has {total:g}: lower agent.n_envs (or agent.workers), or add nodes.")
+    cpus = check_fits(spec)
     board = _board_class().remote()
     task = ray.remote(num_cpus=cpus)(_run_task)
     driver = ray.get_runtime_context().get_node_id()

@@ -81,6 +81,8 @@ class Run:
         self.end_status: str | None = None
         self.end_message: str | None = None
         self.notify: Callable[[str], None] | None = None  # the CLI prints warnings and end messages
+        #: called after every evaluation with (run, frames, means): tuning reports and prunes through it
+        self.eval_listeners: list[Callable[[Run, int, dict], None]] = []
         self._progress_cb = progress_cb
         self._writer = None
         self._evaluator: Evaluator | None = None
@@ -352,7 +354,15 @@ class Run:
         self.update_meta(last_eval=self.last_eval)
         if self._progress_cb:
             self._progress_cb(frames, {"last_eval": self.last_eval})
+        for listener in self.eval_listeners:
+            listener(self, frames, mean)
         return result
+
+    def request_stop(self, status: str, message: str) -> None:
+        """Stop at the agent's next tick with ``status`` (a tuning trial pruned): a checkpoint is written
+        and the run folder stays whole, resumable and evaluable."""
+        self.stop_requested = True
+        self.end(status, message)
 
     def _truncate_history(self, frames: int) -> None:
         path = self.dir / "eval" / "history.jsonl"

@@ -53,7 +53,7 @@ def execute(run: Run, notify: Callable[[str], None] | None = None) -> str:
         with stop_on_signals(run, notify):
             agent.learn(run.budget_frames, run)
         if run.stop_requested:
-            status = "interrupted"
+            status = run.end_status if run.end_status == "pruned" else "interrupted"
         else:
             run.save_final(agent)
             status = run.end_status or "finished"
@@ -86,7 +86,7 @@ def train(spec: ExperimentSpec, runs_dir: str | Path = "runs", name: str | None 
             on_run(run)
         folders.append(run.dir)
         execute(run, notify)
-        if run.stop_requested:
+        if run.stop_requested and run.end_status != "pruned":
             break
     return folders
 

@@ -15,7 +15,7 @@ import difflib
 import re
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -62,6 +62,58 @@ class CheckpointSpec(StrictModel):
     keep: int = Field(default=3, ge=1, description="Newest checkpoints kept on disk.")
 
 
+class TuneParam(StrictModel):
+    """One searched setting: ``{float: [low, high]}``, ``{int: [low, high]}`` (``log: true`` searches on a
+    log scale, ``step`` quantises), or ``{choice: [a, b, ...]}``."""
+
+    # named by their YAML keys through aliases: fields called float and int would hide the types
+    float_range: tuple[float, float] | None = Field(default=None, alias="float")
+    int_range: tuple[int, int] | None = Field(default=None, alias="int")
+    choice: list[Any] | None = Field(default=None, min_length=1)
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TuneParam:
+        kinds = [k for k in (self.float_range, self.int_range, self.choice) if k is not None]
+        if len(kinds) != 1:
+            raise ValueError("a searched setting is exactly one of {float: [low, high]}, {int: [low, high]}, "
+                             "{choice: [...]}")
+        bounds = self.float_range or self.int_range
+        if bounds is not None and bounds[0] >= bounds[1]:
+            raise ValueError(f"the range {list(bounds)} is empty (low must be below high)")
+        if self.log and (bounds is None or bounds[0] <= 0):
+            raise ValueError("log: true needs a range of positive numbers")
+        return self
+
+    def example(self) -> Any:
+        """A value inside the space (its low end, or its first choice), to check the setting exists."""
+        return self.choice[0] if self.choice is not None else (self.float_range or self.int_range)[0]
+
+
+class TuneSpec(StrictModel):
+    """The ``tune:`` section: what ``retrodojo tune`` searches and what it maximises.
+
+    Searched settings are dotted paths of the experiment, written directly in the section or under
+    ``params``: ``agent.hyperparams.learning_rate: {float: [1.0e-5, 2.0e-3], log: true}``.
+    """
+
+    metric: str = Field(default="eval/progress", pattern=r"^eval/[A-Za-z0-9_]+$",
+                        description="The evaluation metric a trial is judged (and pruned) on.")
+    direction: Literal["maximize", "minimize"] = "maximize"
+    params: dict[str, TuneParam] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dotted_keys_are_params(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            dotted = {k: v for k, v in data.items() if isinstance(k, str) and "." in k}
+            if dotted:
+                data = {k: v for k, v in data.items() if k not in dotted}
+                data["params"] = {**(data.get("params") or {}), **dotted}
+        return data
+
+
 #: The ``agent:`` section: one settings model per registered algo, picked by its ``algo`` key.
 AgentSpec = Annotated[Union[tuple(agent_specs())], Field(discriminator="algo")]  # noqa: UP007 - built at runtime
 
@@ -84,6 +136,7 @@ class ExperimentSpec(StrictModel):
     seeds: list[int] = Field(default=[1], min_length=1)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    tune: TuneSpec | None = Field(default=None, description="The search space of `retrodojo tune`.")
 
     @model_validator(mode="after")
     def _one_state_key(self) -> ExperimentSpec:
@@ -207,9 +260,40 @@ def validate_spec(data: Any, source: str, overrides: list[str] | None = None,
     except ValidationError as e:
         errors.extend(_format_errors(e, cls, data))
     errors.extend(_semantic_errors(data, require_rom))
+    if data.get("tune") is not None:
+        try:
+            tune = TuneSpec.model_validate(data["tune"])
+        except ValidationError:
+            tune = None  # reported above
+        if tune is not None:
+            errors.extend(_tune_errors(data, tune))
     if errors:
+        errors = [e.replace("tune.params.", "tune.", 1) if e.startswith("tune.params.") else e for e in errors]
         raise SpecError(source, _dedupe(errors))
     return spec
+
+
+def _tune_errors(data: dict, tune: TuneSpec) -> list[str]:
+    """Each searched setting must be a setting of the experiment: set it to a value of its space and
+    validate, reporting problems under ``tune.<path>``."""
+    errors = []
+    for key, param in tune.params.items():
+        if key.split(".")[0] in ("tune", "name", "seeds"):
+            errors.append(f"tune.{key}: not a setting a trial can change")
+            continue
+        try:
+            trial = apply_overrides(data, [f"{key}={yaml.safe_dump(param.example(), default_flow_style=True)}"])
+        except SpecError as e:
+            errors += [f"tune.{line.removeprefix('--set ')}" for line in e.errors]
+            continue
+        trial.pop("tune", None)
+        try:
+            ExperimentSpec.model_validate(trial)
+        except ValidationError as e:
+            errors += [f"tune.{line}" for line in _format_errors(e, ExperimentSpec, trial)
+                       if line.split(":")[0] == key or line.startswith(f"{key}.")
+                       or key.startswith(line.split(":")[0])]
+    return errors
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -241,9 +325,15 @@ def _walk(cls: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel] 
     """Follow a pydantic error location through the models; return the display path and the last model."""
     shown: list[str] = []
     model: type[BaseModel] | None = cls
+    keyed = False
     i = 0
     while i < len(loc):
         part = loc[i]
+        if keyed:  # a key of a dict of models (tune.params.<setting>): the model stays the value's
+            shown.append(str(part))
+            keyed = False
+            i += 1
+            continue
         if model is None or not isinstance(part, str) or part not in model.model_fields:
             shown.append(f"[{part}]" if isinstance(part, int) else str(part))
             model = None
@@ -252,6 +342,7 @@ def _walk(cls: type[BaseModel], loc: tuple) -> tuple[list[str], type[BaseModel] 
         shown.append(part)
         field = model.model_fields[part]
         candidates = _unwrap(field.annotation)
+        keyed = typing.get_origin(field.annotation) is dict and len(candidates) == 1
         if part == "agent":
             candidates = agent_specs()
         nxt = loc[i + 1] if i + 1 < len(loc) else None
@@ -274,7 +365,7 @@ def _format_errors(e: ValidationError, cls: type[BaseModel], data: dict) -> list
         if kind == "extra_forbidden":
             shown, parent = _walk(cls, loc[:-1])
             key = str(loc[-1])
-            fields = list(parent.model_fields) if parent else []
+            fields = [f.alias or n for n, f in parent.model_fields.items()] if parent else []
             near = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
             hint = f", did you mean {near[0]}?" if near else (f" (known: {', '.join(fields)})" if fields else "")
             out.append(f"{'.'.join([*shown, key])}: unknown key{hint}")
@@ -343,5 +434,5 @@ def _canonical(game: str) -> str:
 
 def dump_spec(spec: ExperimentSpec) -> str:
     """The resolved spec (defaults filled in) as YAML, for the run folder's config.yaml."""
-    data = spec.model_dump(mode="json")
+    data = spec.model_dump(mode="json", by_alias=True)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=110)

@@ -172,3 +172,27 @@ def test_many_seeds_as_ray_tasks_write_ordinary_run_folders(cluster, tmp_path, c
         assert {p.name for p in f.iterdir()} >= {"config.yaml", "meta.json", "tb", "checkpoints", "final", "eval"}
         assert tb_scalars(f, "neat/best_fitness") and json.loads((f / "final" / "agent.json").read_text())
     assert "seed 1" in out and "seed 2" in out and "finished" in out
+
+
+@pytest.mark.slow
+def test_tuning_trials_as_ray_tasks_share_the_study(cluster, tmp_path):
+    from test_tune import tiny
+
+    from experiments.cli import main
+
+    exp = tiny(tmp_path)
+    data = yaml.safe_load(exp.read_text())
+    data["agent"]["n_envs"] = 3
+    exp.write_text(yaml.safe_dump(data))
+    runs = tmp_path / "runs"
+    # 4 CPUs on one node: more than any node of this cluster has, refused at once instead of waiting for ever
+    assert main(["tune", str(exp), "--trials", "2", "--ray", cluster, "--runs-dir", str(runs)]) == 2
+    data["agent"]["n_envs"] = 1
+    exp.write_text(yaml.safe_dump(data))
+    assert main(["tune", str(exp), "--trials", "2", "--ray", cluster, "--runs-dir", str(runs), "--pruner",
+                 "none"]) == 0
+    folder = runs / "tiny_tune" / "tune-tiny_tune"
+    import csv
+
+    rows = list(csv.DictReader((folder / "trials.csv").open()))
+    assert len(rows) == 2 and {r["state"] for r in rows} == {"COMPLETE"} and (folder / "best.yaml").is_file()
