@@ -23,6 +23,7 @@ import json
 import pickle
 import random
 import time
+from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
 from typing import Literal
@@ -282,7 +283,9 @@ class NEATAgent:
 
     def _make_backend(self, setup: WorkerSetup, workers: int) -> Backend:
         try:
-            return make_backend(self.spec.backend, setup, workers, self.spec.ray_address, self.spec.ray_resources)
+            with _evolution_rng_kept():
+                return make_backend(self.spec.backend, setup, workers, self.spec.ray_address,
+                                    self.spec.ray_resources)
         except ImportError:
             raise AgentError("agent.backend: ray needs Ray: pip install 'retrodojo[ray]' (or use backend: "
                              "local)") from None
@@ -345,13 +348,14 @@ class NEATAgent:
         tasks = [(key, genome, self.spec.episodes_per_genome) for key, genome in genomes]
         by_key = dict(genomes)
         self.generation_progress = 0.0
-        for key, fitness, eps in self._backend.evaluate(tasks):
-            by_key[key].fitness = fitness
-            self.frames += sum(e["frames"] for e in eps)
-            run.record(self.frames, eps)
-            self.generation_progress = max([self.generation_progress] + [e["progress"] for e in eps])
-            if self.spec.stop_on_success and any(e["success"] for e in eps):
-                self.solved = True
+        with _evolution_rng_kept():
+            for key, fitness, eps in self._backend.evaluate(tasks):
+                by_key[key].fitness = fitness
+                self.frames += sum(e["frames"] for e in eps)
+                run.record(self.frames, eps)
+                self.generation_progress = max([self.generation_progress] + [e["progress"] for e in eps])
+                if self.spec.stop_on_success and any(e["success"] for e in eps):
+                    self.solved = True
 
     def _hparams(self) -> dict:
         c, g = self.config, self.config.genome_config
@@ -457,6 +461,17 @@ class NEATAgent:
     def policy(self) -> NEATPolicy:
         """The champion (best genome so far) as a policy."""
         return NEATPolicy(self.champion, self.config, self.discrete, self.input_scale, self.spec.last_action)
+
+
+@contextmanager
+def _evolution_rng_kept():
+    """Keep Python's global random state (neat-python evolves with it) as it was: a backend may draw from
+    it (Ray does, in the driver), which would make evolution depend on where the genomes were played."""
+    state = random.getstate()
+    try:
+        yield
+    finally:
+        random.setstate(state)
 
 
 def env_spaces(env_spec: EnvSpec) -> tuple[int, str, int, bool]:

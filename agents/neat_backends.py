@@ -205,10 +205,15 @@ def connect_ray(address: str | None) -> None:
 
 class RayBackend:
     """``workers`` Ray actors (one CPU each, plus any custom ``resources``), one env each, anywhere in the
-    cluster; genomes go out in batches, an actor that dies is replaced and its batch played elsewhere."""
+    cluster; genomes go out in batches, an actor that dies is replaced and its batch played elsewhere.
+
+    Batches are small (``batches_per_worker`` per actor and generation): genomes differ a lot in how long
+    they play, and the generation waits for its last batch; at 4 a worker the tail cost 13% on SMB, while
+    a batch's round trip costs about a millisecond (benchmarks/neat_backends.py).
+    """
 
     def __init__(self, setup: WorkerSetup, workers: int, address: str | None = "auto",
-                 resources: dict[str, float] | None = None, batches_per_worker: int = 4):
+                 resources: dict[str, float] | None = None, batches_per_worker: int = 16):
         import ray
 
         connect_ray(address)
