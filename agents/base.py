@@ -136,6 +136,10 @@ class RunContext(Protocol):
         """Checkpoint now (e.g. before giving up on a dead env worker)."""
         ...
 
+    def record_bk2(self, policy: Policy, name: str) -> Path | None:
+        """Play one evaluation episode as a .bk2 movie named ``name`` (a new NEAT champion, say)."""
+        ...
+
     def finish(self, frames: int, agent: Agent) -> None:
         """Learning ended: evaluate the final policy (unless stopping on request), then checkpoint."""
         ...

@@ -58,6 +58,8 @@ class NEATSpec(StrictModel):
     last_action: bool = Field(
         default=False, description="Feed the previous action back as extra inputs (one-hot, or the pressed "
                                    "buttons): a feed-forward network can then alternate on a still picture.")
+    record_champions: bool = Field(
+        default=False, description="Write each new champion's episode as a .bk2 movie (eval/bk2/champion-*.bk2).")
     backend: Literal["local", "ray"] = Field(
         default="local", description="Where genomes are played: local processes, or Ray actors (pip install "
                                      "'retrodojo[ray]'), which may sit on other machines.")
@@ -311,7 +313,11 @@ class NEATAgent:
                 "pop_size or compatibility_threshold, or lower min_species_size, then start a new run."))
             return False
         if self.population.best_genome is not None:
+            new = self.champion is None or self.population.best_genome.key != self.champion.key
             self.champion = self.population.best_genome
+            if new and self.spec.record_champions and self.champion.fitness is not None:
+                run.record_bk2(self.policy(), f"champion-gen{self.population.generation:04d}-"
+                                             f"fitness{self.champion.fitness:.0f}")
         self._steer_species(run)
         c = self.config
         if not c.no_fitness_termination and self.champion.fitness is not None and \

@@ -7,7 +7,9 @@
     retrodojo train FILE [--set k=v] [--seed N] [--name NAME] [--runs-dir DIR]
     retrodojo train --resume RUN_DIR [--set budget.frames=N]
     retrodojo runs [DIR]              the runs: experiment, algo, seed, frames, last eval, status
-    retrodojo evaluate RUN_DIR [--episodes N] [--json] [--video]
+    retrodojo evaluate RUN_DIR [--checkpoint final|best|latest|FRAMES] [--state S...] [--episodes N]
+                       [--stochastic] [--video] [--bk2] [--json]
+    retrodojo replay FILE.bk2 [--video OUT.mp4] [--scale 2]
     retrodojo compare RUN_OR_DIR... [--plot PNG] [--json]
     retrodojo demo [--minutes 5]      NEAT on SMB 1-1 for a few minutes, then the champion on video
 """
@@ -245,70 +247,152 @@ def _shown_path(path: str) -> str:
         return path
 
 
-def cmd_evaluate(args) -> int:
-    """Play a run's saved policy (final/, else its newest checkpoint) on its own env spec."""
-    import agents.base as agents
+def pick_agent(path: Path, which: str = "final"):
+    """The spec (None for a bare saved agent) and the saved-agent folder ``which`` names in a run folder:
+    ``final``, ``best`` (kept with ``checkpoint.keep_best``), ``latest`` (the newest checkpoint) or a frame
+    count (the checkpoint at, else the last before, those frames). Also returns a note to print, or None."""
     from experiments.errors import UserError
-    from experiments.evaluate import Evaluator
     from experiments.run import Run
     from experiments.spec import load_spec
 
-    path = Path(args.run)
     if (path / "agent.json").is_file():
-        agent_dir = path
-        spec = None
+        if which not in ("final", "latest"):
+            raise UserError(f"{path} is a saved agent, not a run folder: it has no {which} checkpoint to pick.")
+        return None, path, None
+    if not path.is_dir():
+        raise UserError(f"{path}: no such folder. Give a run folder (`retrodojo runs` lists them) or a saved "
+                        "agent folder (one holding agent.json).")
+    if not (path / "config.yaml").is_file():
+        raise UserError(f"{path} is neither a run folder nor a saved agent. `retrodojo runs` lists runs.")
+    spec = load_spec(path / "config.yaml")
+    ckpts = Run.checkpoints_of(path)
+    if which == "best":
+        if not (path / "best" / "agent.json").is_file():
+            raise UserError(f"{path} kept no best/ policy: train with checkpoint.keep_best: true (it keeps the "
+                            "policy of the best evaluation); or use --checkpoint final|latest|FRAMES.")
+        return spec, path / "best", None
+    if which == "final":
+        if (path / "final" / "agent.json").is_file():
+            return spec, path / "final", None
+        which, note = "latest", f"no final/ in {path}: using the newest checkpoint"
     else:
-        if not path.is_dir():
-            raise UserError(f"{path}: no such folder. Give a run folder (`retrodojo runs` lists them) or a saved "
-                            "agent folder (one holding agent.json).")
-        if not (path / "config.yaml").is_file():
-            raise UserError(f"{path} is neither a run folder nor a saved agent. `retrodojo runs` lists runs.")
-        spec = load_spec(path / "config.yaml")
-        agent_dir = path / "final"
-        if not (agent_dir / "agent.json").is_file():
-            ckpts = Run.checkpoints_of(path)
-            if not ckpts:
-                raise UserError(f"{path} has no final/ policy and no checkpoint yet: nothing to evaluate.")
-            agent_dir = ckpts[-1]
-            err_console.print(f"no final/ in {path}: using the newest checkpoint {agent_dir.name}")
+        note = None
+    if not ckpts:
+        raise UserError(f"{path} has no final/ policy and no checkpoint yet: nothing to evaluate.")
+    if which == "latest":
+        return spec, ckpts[-1], note and f"{note} {ckpts[-1].name}"
+    try:
+        frames = int(which.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise UserError(f"--checkpoint {which}: give final, best, latest or a frame count") from None
+    before = [c for c in ckpts if int(c.name) <= frames]
+    if not before:
+        raise UserError(f"{path} has no checkpoint at or before {frames:,} frames (its checkpoints: "
+                        f"{', '.join(f'{int(c.name):,}' for c in ckpts)}).")
+    chosen = before[-1]
+    return spec, chosen, None if int(chosen.name) == frames else f"no checkpoint at {frames:,} frames: using " \
+                                                                 f"{int(chosen.name):,}"
+
+
+def cmd_evaluate(args) -> int:
+    """Play a saved policy on any states of its game; report per state and overall; results.json, mp4, bk2."""
+    import agents.base as agents
+    from experiments.errors import UserError
+    from experiments.evaluate import Evaluator, describe
+    from wrappers import roms
+    from wrappers.settings import state_problems
+
+    path = Path(args.run)
+    spec, agent_dir, note = pick_agent(path, args.checkpoint)
+    if note:
+        err_console.print(note)
     agent = agents.load(agent_dir, device=args.device)
     env_spec = agent.env_spec
-    states = spec.eval_states() if spec else env_spec.states
-    episodes = args.episodes or (spec.eval.episodes if spec else 5)
+    states = args.state or (spec.eval_states() if spec else env_spec.states)
+    if args.state:
+        problems = state_problems(roms.canonical_game(env_spec.game), args.state, "--state")
+        if problems:
+            raise UserError("; ".join(f"{k}: {m}" for k, m in problems) + ". States you made yourself live in "
+                            "the ROM store's game folder (`retrodojo roms list`).")
+    episodes = max(args.episodes or (spec.eval.episodes if spec else 5), len(states or []))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = (path if spec else agent_dir.parent) / "eval"
     video = None
     if args.video:
-        video = Path(args.video) if args.video != "auto" else (
-            (path if spec else path.parent) / "eval" / f"{agent.algo}-{time.strftime('%Y%m%d-%H%M%S')}.mp4")
-    ev = Evaluator(env_spec, episodes, states, deterministic=not args.stochastic, local=True)
+        video = Path(args.video) if args.video != "auto" else out_dir / f"{agent.algo}-{stamp}.mp4"
+    bk2_dir = out_dir / "bk2" / stamp if args.bk2 else None
+    deterministic = not args.stochastic
+    ev = Evaluator(env_spec.model_copy(update={"state": states}) if states else env_spec, episodes, states,
+                   deterministic=deterministic, local=True)
+
     def show(i, ep):
         if not args.json:
             metrics = "".join(f", {k} {v:g}" for k, v in ep.get("metrics", {}).items())
             console.print(f"episode {i}: return {ep['r']:.1f}, progress {ep['progress']:.0f}, "
                           f"success {ep['success']}, {ep['frames']} frames, state {ep['state']}, "
                           f"ended by {ep['reason']}{metrics}", soft_wrap=True)
+
     try:
-        result = ev.run(agent.policy(), video=video, on_episode=show)
+        result = ev.run(agent.policy(), video=video, on_episode=show, bk2_dir=bk2_dir)
     finally:
         ev.close()
-    keep = ("r", "progress", "success", "frames", "reason", "state", "terms", "metrics", "actions")
-    out = {"run": str(path), "agent": str(agent_dir), "algo": agent.algo,
-           "episodes": [{("return" if k == "r" else k): e.get(k) for k in keep} for e in result["episodes"]],
-           "mean": result["mean"], "video": str(video) if video else None}
-    if spec:
-        report = path / "eval" / f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        report.parent.mkdir(exist_ok=True)
-        report.write_text(json.dumps(out, indent=2))
+    # A greedy policy on an env without randomness plays one episode per state, however often it is asked.
+    fixed = deterministic and env_spec.sticky_prob == 0 and env_spec.noop_max == 0
+    keep = ("r", "progress", "success", "frames", "reason", "state", "terms", "metrics", "actions", "bk2")
+    eps = result["episodes"]
+    per_state = {st: describe([e for e in eps if e["state"] == st], fixed) for st in dict.fromkeys(
+        e["state"] for e in eps)}
+    out = {"run": str(path), "agent": str(agent_dir), "checkpoint": args.checkpoint, "algo": agent.algo,
+           "deterministic": fixed, "states": states,
+           "episodes": [{("return" if k == "r" else k): e.get(k) for k in keep} for e in eps],
+           "per_state": per_state, "overall": describe(eps, fixed), "mean": result["mean"],
+           "video": str(video) if video else None, "bk2": str(bk2_dir) if bk2_dir else None}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(out, indent=2))
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    m = result["mean"]
-    extra = "".join(f", {k} {v:.3g}" for k, v in m.items()
-                    if k not in ("return", "progress", "success_rate", "episode_frames"))
-    console.print(f"mean over {len(result['episodes'])} episodes: return {m['return']:.1f}, progress "
-                  f"{m['progress']:.0f}, success rate {m['success_rate']:.0%}, {m['episode_frames']:.0f} frames"
-                  f"{extra}", soft_wrap=True)
+    _print_eval_table(out)
+    console.print(f"results: [bold]{out_dir / 'results.json'}[/]", soft_wrap=True)
     if video:
-        console.print(f"video: [bold]{video.resolve()}[/]")
+        console.print(f"video: [bold]{video.resolve()}[/]", soft_wrap=True)
+    if bk2_dir:
+        console.print(f"movies: [bold]{bk2_dir.resolve()}[/] (`retrodojo replay FILE.bk2 --video OUT.mp4`)",
+                      soft_wrap=True)
+    return 0
+
+
+def _print_eval_table(out: dict) -> None:
+    table = Table(title=f"{out['algo']} policy from {out['agent']}", title_justify="left")
+    rows = [*out["per_state"].items(), ("all", out["overall"])] if len(out["per_state"]) > 1 else \
+        list(out["per_state"].items())
+    metrics = [k for k in out["overall"] if isinstance(out["overall"][k], dict)
+               and k not in ("return", "progress", "frames")]
+    for col in ("state", "episodes", "return", "progress", "success", "frames", *metrics):
+        table.add_column(col, no_wrap=col == "state")
+    for state, d in rows:
+        n = f"{d['episodes']}" + (f" ({d['distinct']} distinct)" if d["distinct"] < d["episodes"] else "")
+        table.add_row(str(state), n, _pm(d["return"]), _pm(d["progress"]), f"{d['success_rate']:.0%}",
+                      f"{d['frames']['mean']:,.0f}", *(_pm(d[m]) for m in metrics))
+    console.print(table)
+    if out["overall"].get("identical"):
+        console.print(f"The policy is greedy and the env has no randomness (no sticky actions, no no-op starts): "
+                      f"the {out['overall']['episodes']} episodes are {out['overall']['distinct']} distinct ones, "
+                      "repeated; they are one sample per state, not independent samples.", soft_wrap=True)
+
+
+def _pm(d: dict) -> str:
+    return f"{d['mean']:,.4g}" if d["std"] == 0 else f"{d['mean']:,.4g} ± {d['std']:,.3g}"
+
+
+def cmd_replay(args) -> int:
+    """Replay a .bk2 movie headless; write an mp4 at the console's frame rate, with its sound."""
+    from experiments.replay import replay
+
+    video = Path(args.video) if args.video else Path(args.file).with_suffix(".mp4")
+    r = replay(args.file, video=video, scale=args.scale, sound=not args.no_sound)
+    console.print(f"replayed {r.frames:,} frames of {r.game} ({r.frames / r.fps:.1f} s at {r.fps:.2f} frames/s)"
+                  f"; video{' with sound' if r.audio else ''}: [bold]{r.video}[/]", soft_wrap=True)
     return 0
 
 
@@ -316,8 +400,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    """A metric of runs grouped by experiment and algo, at one frame count; curves as a PNG."""
-    from experiments.compare import compare, plot
+    """Groups of runs (same config but the seed) on one metric at one frame count: mean, std, IQM with a
+    bootstrap interval, probability of improvement per pair; curves as a PNG, or one HTML page."""
+    from experiments.compare import compare, fmt, fmt_ci, html_report, plot, profile_plot
     from experiments.errors import UserError
 
     missing = [p for p in args.paths if not Path(p).exists()]
@@ -326,25 +411,39 @@ def cmd_compare(args) -> int:
     result = compare(args.paths, metric=args.metric, at=args.at, window=args.window)
     if not result["groups"]:
         raise UserError(f"no runs under {', '.join(args.paths)} (run folders hold meta.json and config.yaml)")
+    if not any(g["values"] for g in result["groups"]):
+        raise UserError(f"no run has {args.metric} logged at or before {result['at_frames']:,.0f} frames (eval/* "
+                        "figures come from eval/history.jsonl, others from TensorBoard).")
+    profile = None
     if args.plot:
         plot(result, args.plot, args.title)
-    groups = [{k: v for k, v in g.items()} for g in result["groups"]]
+        profile = profile_plot(result, Path(args.plot).with_name(Path(args.plot).stem + "_profile.png"))
+    if args.html:
+        html_report(result, args.html, args.title)
     if args.json:
-        print(json.dumps({"metric": result["metric"], "at_frames": result["at_frames"],
-                          "window": result["window"], "groups": groups,
-                          "plot": args.plot}, indent=2))
+        print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2, default=str))
         return 0
     over = f" (mean over the last {result['window']:,.0f})" if result["window"] else ""
-    table = Table(title=f"{result['metric']} at {result['at_frames']:,.0f} frames{over}")
-    for col in ("experiment", "algo", "seeds", "mean", "std", "per seed", "best ever", "first success (frames)"):
+    table = Table(title=f"{result['metric']} at {result['at_frames']:,.0f} frames{over}", title_justify="left")
+    for col in ("group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"):
         table.add_column(col)
-    for g in groups:
+    for g in result["groups"]:
         fs = ", ".join(f"{f['frames']:,}" if f else "-" for f in g["first_success"])
-        table.add_row(g["experiment"], g["algo"], str(g["runs"]), _fmt(g["mean"]), _fmt(g["std"]),
-                      ", ".join(_fmt(v) for v in g["values"]), _fmt(g["best"]), fs)
+        table.add_row(g["group"], str(g["n"]), fmt(g["mean"]), fmt(g["std"]), fmt(g["iqm"]), fmt_ci(g["iqm_ci"]),
+                      ", ".join(fmt(v) for v in g["values"]), fs)
     console.print(table)
-    if args.plot:
-        console.print(f"curves: [bold]{args.plot}[/]")
+    if result["pairs"]:
+        pairs = Table(title="probability that a run of A beats a run of B", title_justify="left")
+        for col in ("A", "B", "P(A > B)", "95% CI"):
+            pairs.add_column(col)
+        for p in result["pairs"]:
+            pairs.add_row(p["a"], p["b"], f"{p['p_a_better']:.2f}", fmt_ci(p["ci"]))
+        console.print(pairs)
+    if any(g["n"] < 3 for g in result["groups"]):
+        console.print("Few seeds: with fewer than 3 runs a group's interval is wide or (1 run) a single point.")
+    for out in (args.plot, profile, args.html):
+        if out:
+            console.print(f"written: [bold]{out}[/]", soft_wrap=True)
     return 0
 
 
@@ -405,6 +504,7 @@ def cmd_demo(args) -> int:
                      if first else "; the flag not reached yet (resume to continue: "
                      f"retrodojo train --resume {folder} --set budget.minutes=60)"))
     eval_args = argparse.Namespace(run=str(folder), episodes=1, json=False, video="auto", stochastic=False,
+                                   checkpoint="final", state=None, bk2=False,
                                    device="auto")
     cmd_evaluate(eval_args)
     console.print(f"run folder: [bold]{folder}[/]")
@@ -468,14 +568,25 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--json", action="store_true")
     rn.set_defaults(func=cmd_runs)
 
-    ev = sub.add_parser("evaluate", help="play a run's saved policy and report return, progress, success")
+    ev = sub.add_parser("evaluate", help="play a saved policy on any states; per state and overall; json, mp4, bk2")
     ev.add_argument("run", help="a run folder (or a saved agent folder)")
-    ev.add_argument("--episodes", type=int, default=None)
+    ev.add_argument("--checkpoint", default="final", help="final (default), best, latest or a frame count")
+    ev.add_argument("--state", nargs="+", default=None, help="states to play (any of the game's, held-out ones "
+                                                             "too); default: the run's eval states")
+    ev.add_argument("--episodes", type=int, default=None, help="episodes in all (at least one per state)")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--video", nargs="?", const="auto", default=None, help="write an mp4 (default under eval/)")
+    ev.add_argument("--bk2", action="store_true", help="write each episode as a .bk2 movie (under eval/bk2/)")
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy ones")
     ev.add_argument("--device", default="auto")
     ev.set_defaults(func=cmd_evaluate)
+
+    rp = sub.add_parser("replay", help="replay a .bk2 movie headless and write an mp4 (with sound)")
+    rp.add_argument("file", help="a .bk2 movie (retrodojo evaluate --bk2 writes them)")
+    rp.add_argument("--video", default=None, help="the mp4 to write (default: beside the movie)")
+    rp.add_argument("--scale", type=int, default=2, help="integer upscale of the picture (default 2)")
+    rp.add_argument("--no-sound", action="store_true")
+    rp.set_defaults(func=cmd_replay)
 
     cmp = sub.add_parser("compare", help="compare runs on one metric at one frame count; curves as a PNG")
     cmp.add_argument("paths", nargs="+", help="run folders, or folders holding runs")
@@ -486,6 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="average the values logged in this many frames up to --at (for per-episode metrics)")
     cmp.add_argument("--plot", default=None, help="write the curves to this PNG")
     cmp.add_argument("--title", default=None)
+    cmp.add_argument("--html", default=None, metavar="REPORT.html",
+                     help="one self-contained page: table, intervals, curves, configs side by side, videos")
     cmp.add_argument("--json", action="store_true")
     cmp.set_defaults(func=cmd_compare)
 

@@ -32,6 +32,29 @@ def summarize(episodes: list[dict]) -> dict:
     return out
 
 
+def describe(episodes: list[dict], deterministic: bool = False) -> dict:
+    """Per-quantity statistics of episodes (mean, std, median, min, max), the success rate, and how many
+    distinct episodes there were: a greedy policy on a deterministic env plays the same episode every time
+    from one state, and N copies of it are one sample, not N."""
+    if not episodes:
+        return {"episodes": 0}
+    out: dict = {"episodes": len(episodes)}
+    quantities = {"return": [e["r"] for e in episodes], "progress": [e["progress"] for e in episodes],
+                  "frames": [e["frames"] for e in episodes]}
+    for name in episodes[0].get("metrics", {}):
+        quantities[name] = [e.get("metrics", {}).get(name, 0.0) for e in episodes]
+    for name, vals in quantities.items():
+        a = np.asarray(vals, float)
+        out[name] = {"mean": float(a.mean()), "std": float(a.std()), "median": float(np.median(a)),
+                     "min": float(a.min()), "max": float(a.max())}
+    out["success_rate"] = float(np.mean([bool(e["success"]) for e in episodes]))
+    fingerprints = {(e.get("state"), round(e["r"], 6), e["frames"], e["progress"], e["reason"]) for e in episodes}
+    out["distinct"] = len(fingerprints)
+    out["identical"] = len(fingerprints) < len(episodes) and (
+        deterministic or len(fingerprints) == len({e.get("state") for e in episodes}))
+    return out
+
+
 def action_shares(episodes: list[dict]) -> dict[str, float]:
     """How often each action of a discrete set was chosen, as a share of all choices in ``episodes``."""
     counts: dict[str, int] = {}
@@ -74,18 +97,38 @@ class Evaluator:
             self._video_spec = want
         return self._venv
 
-    def run(self, policy, video: str | Path | None = None, on_episode=None) -> dict:
-        """Play the protocol's episodes; returns ``{"episodes": [...], "mean": {...}}``."""
+    def run(self, policy, video: str | Path | None = None, on_episode=None, bk2_dir: str | Path | None = None,
+            bk2_keep: str = "all", episodes: int | None = None) -> dict:
+        """Play the protocol's episodes; returns ``{"episodes": [...], "mean": {...}}``.
+
+        Args:
+            policy: any :class:`agents.base.Policy`.
+            video: an mp4 of every episode, at the console's own frame rate over the frame skip (real speed).
+            on_episode: called with (index, episode record) as each episode ends.
+            bk2_dir: write each episode as a stable-retro ``.bk2`` movie here (``<state>-<index>.bk2``); an
+                episode's record gets its path under ``bk2``.
+            bk2_keep: ``all`` movies, or only the ``best`` episode's (highest return).
+            episodes: this many instead of the protocol's.
+        """
         from experiments.video import VideoWriter
 
         venv = self._env(render=video is not None)
-        writer = VideoWriter(video, fps=60 / self.env_spec.frame_skip) if video else None
+        writer = None
+        if video:
+            rate = venv.env_method("screen_rate")[0]
+            writer = VideoWriter(video, fps=rate / self.env_spec.frame_skip)
         venv.seed(EVAL_SEED)
         episodes = []
         try:
-            for i in range(self.episodes):
-                if self.states:
-                    venv.set_options({"state": self.states[i % len(self.states)]})
+            for i in range(episodes or self.episodes):
+                state_name = self.states[i % len(self.states)] if self.states else None
+                if state_name:
+                    venv.set_options({"state": state_name})
+                movie = None
+                if bk2_dir is not None:
+                    movie = Path(bk2_dir) / f"{state_name or 'default'}-{i:03d}.bk2"
+                    movie.parent.mkdir(parents=True, exist_ok=True)
+                    venv.env_method("record_next", str(movie.resolve()))
                 obs = venv.reset()
                 state, start = None, np.ones((1,), dtype=bool)
                 while True:
@@ -96,13 +139,21 @@ class Evaluator:
                         writer.add(venv.get_images()[0])
                     start = done
                     if done[0]:
-                        episodes.append(infos[0]["episode"])
+                        ep = dict(infos[0]["episode"])
+                        if movie is not None:
+                            ep["bk2"] = str(movie)
+                        episodes.append(ep)
                         if on_episode:
-                            on_episode(i, infos[0]["episode"])
+                            on_episode(i, ep)
                         break
         finally:
             if writer:
                 writer.close()
+        if bk2_dir is not None and bk2_keep == "best" and episodes:
+            best = max(episodes, key=lambda e: e["r"])
+            for e in episodes:
+                if e is not best:
+                    Path(e.pop("bk2")).unlink(missing_ok=True)
         return {"episodes": episodes, "mean": summarize(episodes)}
 
     def close(self) -> None:

@@ -86,6 +86,7 @@ class Run:
         self._progress_cb = progress_cb
         self._writer = None
         self._evaluator: Evaluator | None = None
+        self._heldout: Evaluator | None = None
         ckpt = self.latest_checkpoint()
         info = _read_checkpoint_info(ckpt) if ckpt else {}
         self.start_frames = info.get("frames", 0)
@@ -207,8 +208,10 @@ class Run:
     def begin(self, frames: int, agent) -> None:
         """Learning starts: a fresh run is evaluated at frame 0, for the curves' first point."""
         self.update_meta(status="running")
+        if not self.resumes:
+            self._write_hparams()
         if self._last_eval < 0:
-            self.evaluate(agent.policy(), frames)
+            self._evaluate_agent(agent, frames)
         self._t_last = time.perf_counter()
         self._fps_since = (self._t_last, frames)  # fps counts learning, not set-up
 
@@ -223,7 +226,7 @@ class Run:
         if generation is not None:
             self.generation = generation
         if self.eval_due(frames):
-            self.evaluate(agent.policy(), frames)
+            self._evaluate_agent(agent, frames)
         if checkpoint or self.checkpoint_due(frames):
             self.checkpoint(frames, agent)
         self.progress(frames)
@@ -237,7 +240,7 @@ class Run:
         """Evaluate the final policy (unless stopping on request), then write the last checkpoint."""
         self.frames = frames
         if not self.stop_requested and self._last_eval != frames:
-            self.evaluate(agent.policy(), frames)
+            self._evaluate_agent(agent, frames)
         self.checkpoint(frames, agent)
 
     def train_seconds(self) -> float:
@@ -322,7 +325,12 @@ class Run:
 
     # ------------------------------------------------------------------ evaluation
 
-    def _eval(self) -> Evaluator:
+    def _eval(self, heldout: bool = False) -> Evaluator:
+        if heldout:
+            if self._heldout is None:
+                self._heldout = Evaluator(self.env_spec, self.spec.eval.episodes, self.spec.eval.heldout_states,
+                                          deterministic=self.spec.eval.deterministic, local=False)
+            return self._heldout
         if self._evaluator is None:
             self._evaluator = Evaluator(self.env_spec, self.spec.eval.episodes, self.spec.eval_states(),
                                         deterministic=self.spec.eval.deterministic, local=False)
@@ -333,19 +341,28 @@ class Run:
         return self._last_eval < 0 or frames - self._last_eval >= self.spec.eval.every_frames
 
     def evaluate(self, policy, frames: int) -> dict:
-        """Play the eval protocol now; write ``eval/*`` at ``frames`` and a line to eval/history.jsonl."""
+        """Play the eval protocol now; write ``eval/*`` (and ``eval_heldout/*``, ``actions/*``) at ``frames``
+        and a line to eval/history.jsonl; movies of the episodes if ``eval.record_bk2`` asks for them."""
         t0 = time.perf_counter()
-        result = self._eval().run(policy)
+        ev = self.spec.eval
+        bk2 = self.dir / "eval" / "bk2" / f"{frames:012d}" if ev.record_bk2 != "none" else None
+        result = self._eval().run(policy, bk2_dir=bk2, bk2_keep=ev.record_bk2)
         mean = result["mean"]
         for key, value in mean.items():  # return, progress, success_rate, episode_frames, profile metrics
             self.scalar(f"eval/{key}", value, frames)
         shares = action_shares(result["episodes"])
         for label, share in shares.items():
             self.scalar(f"actions/{label}", share, frames)
-        record = {"frames": frames, "time": time.time(), "seconds": round(time.perf_counter() - t0, 2), **mean,
-                  "actions": shares,
-                  "episodes": [{k: e.get(k) for k in ("r", "progress", "success", "frames", "reason", "state",
-                                                      "metrics")} for e in result["episodes"]]}
+        keep = ("r", "progress", "success", "frames", "reason", "state", "metrics", "bk2")
+        record = {"frames": frames, "time": time.time(), **mean, "actions": shares,
+                  "episodes": [{k: e.get(k) for k in keep if k in e} for e in result["episodes"]]}
+        if ev.heldout_states:
+            held = self._eval(heldout=True).run(policy)
+            for key, value in held["mean"].items():
+                self.scalar(f"eval_heldout/{key}", value, frames)
+            record["heldout"] = {**held["mean"], "episodes": [{k: e.get(k) for k in keep if k in e}
+                                                             for e in held["episodes"]]}
+        record["seconds"] = round(time.perf_counter() - t0, 2)
         with open(self.dir / "eval" / "history.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         self._last_eval = frames
@@ -357,6 +374,29 @@ class Run:
         for listener in self.eval_listeners:
             listener(self, frames, mean)
         return result
+
+    def record_bk2(self, policy, name: str) -> Path | None:
+        """Play one episode of the eval protocol (its first state) as a .bk2 movie: eval/bk2/<name>.bk2."""
+        folder = self.dir / "eval" / "bk2" / "tmp"
+        result = self._eval().run(policy, bk2_dir=folder, episodes=1)
+        (ep,) = result["episodes"]
+        target = self.dir / "eval" / "bk2" / f"{name}.bk2"
+        os.replace(ep["bk2"], target)
+        shutil.rmtree(folder, ignore_errors=True)
+        return target
+
+    def _evaluate_agent(self, agent, frames: int) -> None:
+        """Evaluate the agent's policy; with ``checkpoint.keep_best``, keep it in best/ when it is the best yet."""
+        mean = self.evaluate(agent.policy(), frames)["mean"]
+        ck = self.spec.checkpoint
+        if not ck.keep_best:
+            return
+        key = ck.best_metric.split("/", 1)[1]
+        value = mean.get(key)
+        best = self.meta.get("best")
+        if value is not None and (best is None or value > best["value"]):
+            self._save_agent(agent, "best")
+            self.update_meta(best={"frames": frames, "metric": ck.best_metric, "value": value})
 
     def request_stop(self, status: str, message: str) -> None:
         """Stop at the agent's next tick with ``status`` (a tuning trial pruned): a checkpoint is written
@@ -397,14 +437,42 @@ class Run:
 
     def save_final(self, agent) -> Path:
         """Save the agent into ``final/`` atomically."""
-        tmp = self.dir / ".final-tmp"
+        return self._save_agent(agent, "final")
+
+    def _save_agent(self, agent, name: str) -> Path:
+        tmp = self.dir / f".{name}-tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         agent.save(tmp)
-        final = self.dir / "final"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        return final
+        target = self.dir / name
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        return target
+
+    def _write_hparams(self) -> None:
+        """The run's settings and the figures it is judged on, for TensorBoard's HPARAMS tab (which then
+        lists, filters and sorts runs of every algorithm side by side)."""
+        from torch.utils.tensorboard.summary import hparams
+
+        flat = _flatten({"experiment": self.meta.get("experiment", self.spec.name), "seed": self.seed,
+                         "game": self.spec.game, "state": self.spec.states or self.spec.state,
+                         "agent": self.spec.agent.model_dump(mode="json"),
+                         "env": self.spec.env.model_dump(mode="json"), "budget_frames": self.spec.budget.frames})
+        metrics = ["eval/return", "eval/progress", "eval/success_rate", "eval/episode_frames",
+                   *(f"eval/{m}" for m in self._profile_metrics())]
+        if self.spec.eval.heldout_states:
+            metrics += ["eval_heldout/return", "eval_heldout/progress", "eval_heldout/success_rate"]
+        exp, ssi, sei = hparams(flat, {m: 0.0 for m in metrics})
+        for summary in (exp, ssi, sei):
+            self.writer.file_writer.add_summary(summary)
+
+    def _profile_metrics(self) -> list[str]:
+        from wrappers.profile import load_profile
+
+        try:
+            return list(load_profile(self.spec.profile, game=self.spec.game).metrics)
+        except Exception:  # the run itself reports a bad profile; hparams must not fail it
+            return []
 
     def close(self, status: str, error: str | None = None) -> None:
         """Record the end state and release the writer and the eval env."""
@@ -414,9 +482,10 @@ class Run:
         self.update_meta(status=status, frames=max(self.frames, self.meta.get("frames", 0)),
                          train_seconds=round(self.train_seconds(), 1),
                          finished=time.strftime("%Y-%m-%dT%H:%M:%S"), **extra)
-        if self._evaluator is not None:
-            self._evaluator.close()
-            self._evaluator = None
+        for ev in (self._evaluator, self._heldout):
+            if ev is not None:
+                ev.close()
+        self._evaluator = self._heldout = None
         if self._writer is not None:
             self._writer.flush()
             self._writer.close()
@@ -480,3 +549,17 @@ def read_scalars(run_dir: str | Path, tag: str) -> list[tuple[int, float]]:
     if tag not in acc.Tags()["scalars"]:
         return []
     return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    """Nested settings as dotted keys with TensorBoard-friendly values (numbers, bools, strings)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and not {"schedule", "start"} <= set(v):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, (bool, int, float, str)):
+            out[key] = v
+        else:
+            out[key] = json.dumps(v)
+    return out

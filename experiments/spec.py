@@ -52,7 +52,13 @@ class EvalSpec(StrictModel):
     every_frames: int = Field(default=250_000, gt=0, description="Evaluate at 0, every N frames, and at the end.")
     episodes: int = Field(default=5, ge=1, le=1000)
     states: list[str] | None = Field(default=None, description="States cycled through; default: the training ones.")
+    heldout_states: list[str] | None = Field(
+        default=None, min_length=1, description="States never trained on, evaluated on the same schedule and "
+                                                "logged as eval_heldout/*: overfitting to the training states shows.")
     deterministic: bool = Field(default=True, description="Greedy actions (NEAT is always deterministic).")
+    record_bk2: Literal["none", "best", "all"] = Field(
+        default="none", description="Write evaluation episodes as .bk2 movies (eval/bk2/<frames>/): all of them, "
+                                    "or the best of each evaluation.")
 
 
 class CheckpointSpec(StrictModel):
@@ -60,6 +66,10 @@ class CheckpointSpec(StrictModel):
 
     every_frames: int = Field(default=500_000, gt=0)
     keep: int = Field(default=3, ge=1, description="Newest checkpoints kept on disk.")
+    keep_best: bool = Field(default=False, description="Also keep the policy of the best evaluation in best/ "
+                                                       "(`retrodojo evaluate RUN --checkpoint best`).")
+    best_metric: str = Field(default="eval/return", pattern=r"^eval/[A-Za-z0-9_]+$",
+                             description="The evaluation figure that decides the best policy.")
 
 
 class TuneParam(StrictModel):
@@ -408,8 +418,9 @@ def _semantic_errors(data: dict, require_rom: bool) -> list[str]:
         errors.append(f"{key}: {msg}")
     ev = data.get("eval") if isinstance(data.get("eval"), dict) else {}
     game = data.get("game")
-    if isinstance(ev.get("states"), list) and isinstance(game, str) and not any(e.startswith("game:") for e in errors):
-        errors += [f"{key}: {msg}" for key, msg in state_problems(_canonical(game), ev["states"], "eval.states")]
+    for field in ("states", "heldout_states"):
+        if isinstance(ev.get(field), list) and isinstance(game, str) and not any(e.startswith("game:") for e in errors):
+            errors += [f"{key}: {msg}" for key, msg in state_problems(_canonical(game), ev[field], f"eval.{field}")]
     agent = data.get("agent")
     if isinstance(agent, dict) and isinstance(agent.get("algo"), str):
         try:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,18 +36,30 @@ def cluster(tmp_path_factory):
     """A head node (2 CPUs) and a worker node (1 CPU) joined to it, both on 127.0.0.1."""
     port = _free_port()
     address = f"127.0.0.1:{port}"
+    # A Ray started earlier on this machine (ray.init) may have left ~/.ray/auth_token, which turns token
+    # authentication on for a new head but not for a node joining it: the test cluster runs without it.
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     common = ["--include-dashboard=false", "--disable-usage-stats"]
-    subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-                    *common], check=True, env=env, capture_output=True, timeout=120)
-    subprocess.run([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1"],
-                   check=True, env=env, capture_output=True, timeout=120)
     try:
+        _ray_start([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
+                    *common], env)
+        _ray_start([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1"], env)
         yield address
     finally:
         if ray.is_initialized():
             ray.shutdown()
         subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _ray_start(cmd: list[str], env: dict, attempts: int = 3) -> None:
+    """`ray start`, tried again after a pause: a node joining a head that is still starting can fail."""
+    for _ in range(attempts):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+        if proc.returncode == 0:
+            return
+        time.sleep(5)
+    raise RuntimeError(f"{' '.join(cmd)} failed {attempts} times:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
 
 def _neat_experiment(tmp_path: Path, backend: str, address: str | None = None, generations: int = 3) -> Path:

@@ -72,6 +72,8 @@ class RetroGame(gym.Wrapper):
         self._prev_mask = np.zeros(self.n_buttons, np.uint8)
         self._zero = np.zeros(self.n_buttons, np.uint8)
         self._mask_cache: dict[bytes, np.ndarray] = {}
+        self._record_next: str | None = None
+        self._recording = False
         self.rng = np.random.default_rng()
         x, y, w, h = self.retro.data.crop_info(0)
         # Most games have neither crop nor rotation: then the raw screen is the observation, one call less.
@@ -93,6 +95,13 @@ class RetroGame(gym.Wrapper):
             self.state_name = wanted or names[int(draw)]
             self.retro.initial_state = self._states[self.state_name]
             self.retro.statename = self.state_name + ".state"
+        if self._recording:  # the episode that just ended: its movie is complete
+            self.retro.stop_record()
+            self._recording = False
+        if self._record_next is not None:
+            # started before RetroEnv.reset steps the emulator, so the movie replays frame for frame
+            self.retro.record_movie(self._record_next)
+            self._record_next, self._recording = None, True
         obs, info = self.env.reset(seed=seed, options=options)
         self._prev_mask = self._zero
         noops = int(self.rng.integers(self.noop_max + 1)) if self.noop_max else 0
@@ -108,6 +117,14 @@ class RetroGame(gym.Wrapper):
                 self.retro.data.current_reward()
         info = {"state": self.state_name}
         return obs, info
+
+    def record_next(self, path: str) -> None:
+        """Record the next episode, from its reset to the one after, as a stable-retro ``.bk2`` movie."""
+        self._record_next = str(path)
+
+    def screen_rate(self) -> float:
+        """The console's frames per second (NES 60.1, Genesis 59.9): what videos play at to be real speed."""
+        return float(self.retro.em.get_screen_rate())
 
     def close(self):
         """Finish the episode's .bk2 movie (stable-retro's own close leaves it unwritten), then close."""

@@ -1,0 +1,166 @@
+"""Judging runs: evaluate any state and checkpoint, bk2 movies and their replay, held-out evaluation during
+training, the best policy, statistics with intervals, compare's groups and its HTML page, TensorBoard's hparams."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import meta, tb_scalars
+
+from experiments import stats
+from experiments.cli import main
+
+
+def neat_experiment(tmp_path: Path, name: str = "judge", pop: int = 6, generations: int = 2, **extra) -> Path:
+    data = {
+        "name": name, "game": "SuperMarioBros-Nes", "state": "Level1-1", "profile": "smb",
+        "env": {"actions": "right_only", "obs": "tiles", "frame_stack": 1, "stuck_frames": 120},
+        "agent": {"algo": "neat", "config": "smb", "pop_size": pop, "workers": 2, "last_action": True},
+        "budget": {"frames": 10_000_000, "generations": generations}, "seeds": [1],
+        "eval": {"every_frames": 1, "episodes": 1}, **extra,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_iqm_and_probability_of_improvement_by_hand():
+    assert stats.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # the middle half: 3, 4, 5, 6
+    assert stats.iqm([1, 2, 100]) == pytest.approx(np.mean([1, 2, 100]))  # nothing to trim from 3 values
+    # P(X > Y): pairs (1,0) (1,2) (1,4) (3,0) (3,2) (3,4): wins 1+0+0+1+1+0 = 3 of 6
+    assert stats.probability_of_improvement([1, 3], [0, 2, 4]) == pytest.approx(0.5)
+    assert stats.probability_of_improvement([5, 5], [5, 5]) == pytest.approx(0.5)  # ties count half
+    assert stats.probability_of_improvement([[2, 9], [3, 9]], [[1, 9], [1, 10]]) == pytest.approx((1 + 0.25) / 2)
+
+
+def test_bootstrap_intervals_are_seeded_and_hold_the_estimate():
+    rng = np.random.default_rng(3)
+    x = rng.normal(10, 2, size=10)
+    a = stats.stratified_bootstrap(x, stats.iqm, reps=500, seed=1)
+    assert a == stats.stratified_bootstrap(x, stats.iqm, reps=500, seed=1)  # reproducible
+    assert a[1] <= a[0] <= a[2] and a[2] - a[1] < 6
+    wide = stats.stratified_bootstrap(x[:3], stats.iqm, reps=500, seed=1)
+    assert wide[2] - wide[1] > a[2] - a[1]  # fewer seeds, a wider interval
+    assert stats.stratified_bootstrap([4.0], stats.iqm) == (4.0, 4.0, 4.0)
+    p = stats.probability_of_improvement_ci(x + 3, x, reps=500, seed=0)
+    assert p[0] > 0.7 and p[1] <= p[0] <= p[2]
+    point, lo, hi = stats.bootstrap_band(np.array([[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]]), reps=200)
+    assert point.tolist() == [2.0, 3.0, 5.0] and lo[2] == hi[2] == 5.0
+
+
+# --------------------------------------------------------------------------- a run, judged
+
+
+@pytest.fixture(scope="module")
+def judged_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("judge")
+    exp = neat_experiment(tmp, eval={"every_frames": 1, "episodes": 1, "heldout_states": ["Level2-1"],
+                                     "record_bk2": "best"},
+                          checkpoint={"every_frames": 1, "keep": 5, "keep_best": True, "best_metric": "eval/progress"})
+    assert main(["train", str(exp), "--runs-dir", str(tmp / "runs")]) == 0
+    (run,) = (tmp / "runs" / "judge").iterdir()
+    return run
+
+
+@pytest.mark.slow
+def test_heldout_states_best_policy_and_bk2_during_training(judged_run):
+    run = judged_run
+    held = tb_scalars(run, "eval_heldout/progress")
+    assert [s for s, _ in held] == [s for s, _ in tb_scalars(run, "eval/progress")]  # the same schedule
+    hist = [json.loads(line) for line in (run / "eval" / "history.jsonl").read_text().splitlines()]
+    assert all(h["heldout"]["episodes"][0]["state"] == "Level2-1" for h in hist)
+    m = meta(run)
+    assert m["best"]["metric"] == "eval/progress" and (run / "best" / "agent.json").is_file()
+    assert m["best"]["value"] == max(h["progress"] for h in hist)
+    movies = sorted((run / "eval" / "bk2").glob("*/*.bk2"))
+    assert len(movies) == len(hist) and all(p.stat().st_size > 0 for p in movies)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    assert "_hparams_/experiment" in content and "_hparams_/session_start_info" in content
+    start = content["_hparams_/session_start_info"]
+    assert b"agent.pop_size" in start and b"env.frame_skip" in start
+
+
+@pytest.mark.slow
+def test_evaluate_any_state_any_checkpoint_with_identical_episodes_said(judged_run, capsys):
+    run = judged_run
+    assert main(["evaluate", str(run), "--state", "Level1-1", "Level4-1", "--episodes", "4", "--bk2",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["per_state"]) == {"Level1-1", "Level4-1"} and out["overall"]["episodes"] == 4
+    # NEAT is greedy and the env has no sticky actions: 4 episodes are 2 distinct ones, and said to be
+    assert out["deterministic"] and out["overall"]["distinct"] == 2 and out["overall"]["identical"]
+    saved = json.loads((run / "eval" / "results.json").read_text())
+    assert saved["per_state"]["Level4-1"]["return"]["std"] == 0.0
+    assert all(k in saved["overall"]["progress"] for k in ("mean", "std", "median", "min", "max"))
+    assert all(Path(e["bk2"]).is_file() for e in saved["episodes"])
+    assert main(["evaluate", str(run), "--checkpoint", "best", "--episodes", "1"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "best" in text and "Level1-1" in text
+    first = sorted((run / "checkpoints").iterdir())[0]
+    assert main(["evaluate", str(run), "--checkpoint", str(int(first.name) + 1), "--episodes", "1"]) == 0
+    assert f"using {int(first.name):,}" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--state", "Level9-9"]) == 2
+    assert "unknown state 'Level9-9'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bk2_replays_to_an_mp4_at_the_consoles_rate(judged_run, tmp_path, capsys):
+    import imageio.v3 as iio
+    import stable_retro
+
+    movie = sorted((judged_run / "eval" / "bk2").glob("*/*.bk2"))[-1]
+    m = stable_retro.Movie(str(movie))
+    steps = 0
+    while m.step():
+        steps += 1
+    m.close()
+    out = tmp_path / "replay.mp4"
+    assert main(["replay", str(movie), "--video", str(out), "--scale", "1"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "with sound" in text and f"replayed {steps - 1:,} frames" in text
+    import imageio_ffmpeg
+
+    frames, secs = imageio_ffmpeg.count_frames_and_secs(str(out))
+    assert frames == steps - 1 and secs == pytest.approx((steps - 1) / 60.0998, rel=0.01)
+    assert iio.improps(out).shape[1:] == (224, 240, 3)  # every frame at the console's own size
+    # a movie of a game whose ROM is missing says which ROM to import
+    bad = tmp_path / "x.bk2"
+    bad.write_bytes(b"not a movie")
+    assert main(["replay", str(bad)]) == 2
+    assert "not a readable stable-retro .bk2 movie" in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.slow
+def test_compare_groups_by_config_with_intervals_and_writes_a_page(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for pop in (4, 6):
+        for seed in (1, 2):
+            exp = neat_experiment(tmp_path, name="grp", pop=pop, generations=2)
+            assert main(["train", str(exp), "--seed", str(seed), "--runs-dir", str(runs)]) == 0
+    capsys.readouterr()
+    page = tmp_path / "report.html"
+    assert main(["compare", str(runs), "--metric", "eval/progress", "--json", "--html", str(page),
+                 "--plot", str(tmp_path / "c.png")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    groups = out["groups"]
+    assert len(groups) == 2 and all(g["n"] == 2 for g in groups)  # seeds pooled, configs not
+    assert {g["group"] for g in groups} == {"grp (neat) [agent.pop_size=4]", "grp (neat) [agent.pop_size=6]"}
+    for g in groups:
+        assert g["iqm_ci"][0] <= g["iqm"] <= g["iqm_ci"][1] and g["iqm"] == pytest.approx(np.mean(g["values"]))
+    (pair,) = out["pairs"]
+    assert 0 <= pair["ci"][0] <= pair["p_a_better"] <= pair["ci"][1] <= 1
+    text = page.read_text()
+    assert text.count("data:image/png;base64,") >= 1 and "<tr class=diff><td>agent.pop_size</td>" in text
+    assert "P(A &gt; B)" in text and str(runs) in text
+    assert (tmp_path / "c.png").stat().st_size > 10_000
