@@ -247,53 +247,6 @@ def _shown_path(path: str) -> str:
         return path
 
 
-def pick_agent(path: Path, which: str = "final"):
-    """The spec (None for a bare saved agent) and the saved-agent folder ``which`` names in a run folder:
-    ``final``, ``best`` (kept with ``checkpoint.keep_best``), ``latest`` (the newest checkpoint) or a frame
-    count (the checkpoint at, else the last before, those frames). Also returns a note to print, or None."""
-    from experiments.errors import UserError
-    from experiments.run import Run
-    from experiments.spec import load_spec
-
-    if (path / "agent.json").is_file():
-        if which not in ("final", "latest"):
-            raise UserError(f"{path} is a saved agent, not a run folder: it has no {which} checkpoint to pick.")
-        return None, path, None
-    if not path.is_dir():
-        raise UserError(f"{path}: no such folder. Give a run folder (`retrodojo runs` lists them) or a saved "
-                        "agent folder (one holding agent.json).")
-    if not (path / "config.yaml").is_file():
-        raise UserError(f"{path} is neither a run folder nor a saved agent. `retrodojo runs` lists runs.")
-    spec = load_spec(path / "config.yaml")
-    ckpts = Run.checkpoints_of(path)
-    if which == "best":
-        if not (path / "best" / "agent.json").is_file():
-            raise UserError(f"{path} kept no best/ policy: train with checkpoint.keep_best: true (it keeps the "
-                            "policy of the best evaluation); or use --checkpoint final|latest|FRAMES.")
-        return spec, path / "best", None
-    if which == "final":
-        if (path / "final" / "agent.json").is_file():
-            return spec, path / "final", None
-        which, note = "latest", f"no final/ in {path}: using the newest checkpoint"
-    else:
-        note = None
-    if not ckpts:
-        raise UserError(f"{path} has no final/ policy and no checkpoint yet: nothing to evaluate.")
-    if which == "latest":
-        return spec, ckpts[-1], note and f"{note} {ckpts[-1].name}"
-    try:
-        frames = int(which.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise UserError(f"--checkpoint {which}: give final, best, latest or a frame count") from None
-    before = [c for c in ckpts if int(c.name) <= frames]
-    if not before:
-        raise UserError(f"{path} has no checkpoint at or before {frames:,} frames (its checkpoints: "
-                        f"{', '.join(f'{int(c.name):,}' for c in ckpts)}).")
-    chosen = before[-1]
-    return spec, chosen, None if int(chosen.name) == frames else f"no checkpoint at {frames:,} frames: using " \
-                                                                 f"{int(chosen.name):,}"
-
-
 def cmd_evaluate(args) -> int:
     """Play a saved policy on any states of its game; report per state and overall; results.json, mp4, bk2."""
     import agents.base as agents
@@ -303,6 +256,8 @@ def cmd_evaluate(args) -> int:
     from wrappers.settings import state_problems
 
     path = Path(args.run)
+    from experiments.run import pick_agent
+
     spec, agent_dir, note = pick_agent(path, args.checkpoint)
     if note:
         err_console.print(note)
@@ -449,6 +404,23 @@ def cmd_compare(args) -> int:
 
 def _fmt(v) -> str:
     return "-" if v is None else f"{v:,.2f}" if abs(v) < 10 else f"{v:,.0f}"
+
+
+# --------------------------------------------------------------------------- states
+
+
+def cmd_states_make(args) -> int:
+    """Cut start states along an episode of a run, a saved agent or a .bk2 movie."""
+    from experiments.states import make_states
+
+    made = make_states(args.source, every=args.every, start=args.start, out=args.out, prefix=args.prefix)
+    for m in made:
+        prog = "" if m.progress is None else f", progress {m.progress:.0f}"
+        console.print(f"  {m.name}  ({m.frames:,} frames{prog})", soft_wrap=True)
+    if made:
+        console.print(f"{len(made)} states in [bold]{made[0].path.parent}[/]: use them in an experiment, e.g. "
+                      f"states: {{{made[0].name}: 1, {made[-1].name}: 1}}", soft_wrap=True)
+    return 0
 
 
 # --------------------------------------------------------------------------- tune
@@ -601,6 +573,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one self-contained page: table, intervals, curves, configs side by side, videos")
     cmp.add_argument("--json", action="store_true")
     cmp.set_defaults(func=cmd_compare)
+
+    st = sub.add_parser("states", help="make start states from episodes")
+    st_sub = st.add_subparsers(dest="states_command", required=True)
+    mk = st_sub.add_parser("make", help="cut states along an episode of a run, a saved agent or a .bk2 movie")
+    mk.add_argument("source", help="a run folder, a saved agent folder, or a .bk2 movie")
+    mk.add_argument("--every", type=int, default=600, help="emulator frames between states (default 600)")
+    mk.add_argument("--from", dest="start", default=None, help="the state the episode starts from (default: "
+                                                                 "the run's first evaluation state)")
+    mk.add_argument("--out", default=None, help="folder for the states (default: the ROM store, beside the "
+                                                "game's own, where experiments and `roms list` find them)")
+    mk.add_argument("--prefix", default=None, help="name prefix (default: <start>-at)")
+    mk.set_defaults(func=cmd_states_make)
 
     tu = sub.add_parser("tune", help="search hyperparameters with Optuna (the experiment's tune: section)")
     tu.add_argument("file", help="an experiment file (or a shipped experiment's name) with a tune: section")

@@ -526,6 +526,51 @@ def read_history(run_dir: str | Path) -> list[dict]:
     return out
 
 
+def pick_agent(path: Path, which: str = "final"):
+    """The spec (None for a bare saved agent) and the saved-agent folder ``which`` names in a run folder:
+    ``final``, ``best`` (kept with ``checkpoint.keep_best``), ``latest`` (the newest checkpoint) or a frame
+    count (the checkpoint at, else the last before, those frames). Also returns a note to print, or None."""
+    from experiments.spec import load_spec
+
+    if (path / "agent.json").is_file():
+        if which not in ("final", "latest"):
+            raise UserError(f"{path} is a saved agent, not a run folder: it has no {which} checkpoint to pick.")
+        return None, path, None
+    if not path.is_dir():
+        raise UserError(f"{path}: no such folder. Give a run folder (`retrodojo runs` lists them) or a saved "
+                        "agent folder (one holding agent.json).")
+    if not (path / "config.yaml").is_file():
+        raise UserError(f"{path} is neither a run folder nor a saved agent. `retrodojo runs` lists runs.")
+    spec = load_spec(path / "config.yaml")
+    ckpts = Run.checkpoints_of(path)
+    if which == "best":
+        if not (path / "best" / "agent.json").is_file():
+            raise UserError(f"{path} kept no best/ policy: train with checkpoint.keep_best: true (it keeps the "
+                            "policy of the best evaluation); or use --checkpoint final|latest|FRAMES.")
+        return spec, path / "best", None
+    if which == "final":
+        if (path / "final" / "agent.json").is_file():
+            return spec, path / "final", None
+        which, note = "latest", f"no final/ in {path}: using the newest checkpoint"
+    else:
+        note = None
+    if not ckpts:
+        raise UserError(f"{path} has no final/ policy and no checkpoint yet: nothing to evaluate.")
+    if which == "latest":
+        return spec, ckpts[-1], note and f"{note} {ckpts[-1].name}"
+    try:
+        frames = int(which.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise UserError(f"--checkpoint {which}: give final, best, latest or a frame count") from None
+    before = [c for c in ckpts if int(c.name) <= frames]
+    if not before:
+        raise UserError(f"{path} has no checkpoint at or before {frames:,} frames (its checkpoints: "
+                        f"{', '.join(f'{int(c.name):,}' for c in ckpts)}).")
+    chosen = before[-1]
+    return spec, chosen, None if int(chosen.name) == frames else f"no checkpoint at {frames:,} frames: using " \
+                                                                 f"{int(chosen.name):,}"
+
+
 def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     """Run folders under each path (a path may itself be a run), sorted, each once."""
     if isinstance(paths, (str, Path)):

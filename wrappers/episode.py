@@ -92,9 +92,10 @@ class EpisodeStats(gym.Wrapper):
     a discrete set was chosen, by label).
     """
 
-    def __init__(self, env: gym.Env, frame_skip: int):
+    def __init__(self, env: gym.Env, frame_skip: int, on_end=None):
         super().__init__(env)
         self.frame_skip = frame_skip
+        self.on_end = on_end  # called with the episode's success when it ends (a pool weighted by failures)
         labels = getattr(env, "labels", None) if isinstance(env.action_space, gym.spaces.Discrete) else None
         if labels is None and isinstance(env.action_space, gym.spaces.Discrete):
             try:
@@ -147,4 +148,6 @@ class EpisodeStats(gym.Wrapper):
                 "state": self._state,
                 "terms": dict(self._terms),
             }
+            if self.on_end is not None:
+                self.on_end(info["episode"]["success"])
         return obs, reward, terminated, truncated, info

@@ -53,6 +53,7 @@ def make_env(spec: EnvSpec | dict, seed: int | None = None, profile=None) -> gym
     env: gym.Env = RetroGame(base, frame_skip=spec.frame_skip, max_pool=spec.max_pool,
                              sticky_prob=spec.sticky_prob, states=states, noop_max=spec.noop_max,
                              state_weights=spec.state_weights,
+                             failure_weighting=spec.pool_weighting == "failures",
                              scenario=profile.needs_scenario(), fast=spec.fast)
     set_name = spec.actions or profile.default_actions
     if set_name in (None, "buttons"):
@@ -67,7 +68,8 @@ def make_env(spec: EnvSpec | dict, seed: int | None = None, profile=None) -> gym
         env = NoProgressEnd(env, spec.stuck_frames, spec.frame_skip)
     if spec.max_frames:
         env = FrameLimit(env, spec.max_frames, spec.frame_skip)
-    env = EpisodeStats(env, spec.frame_skip)
+    game_env = env.get_wrapper_attr("note_outcome") if spec.pool_weighting == "failures" else None
+    env = EpisodeStats(env, spec.frame_skip, on_end=game_env)
     if spec.obs == "tiles":
         from wrappers.tiles import SmbTiles
 

@@ -35,6 +35,8 @@ class RetroGame(gym.Wrapper):
             (stable-retro's ``StochasticFrameSkip`` semantics).
         states: start-state pool; each reset draws one (``options={"state": name}`` picks one).
         state_weights: the pool's weights (None: uniform).
+        failure_weighting: multiply each pool weight by the state's failure rate in this env so far,
+            (failures + 1) / (episodes + 2), fed by :meth:`note_outcome`: start more often where the agent fails.
         noop_max: at reset, run a random 0..noop_max frames with no button pressed.
         scenario: compute the scenario's reward and done flag (see above).
         fast: skip screen and RAM copies on intermediate frames. ``False`` runs ``RetroEnv.step`` on every
@@ -46,7 +48,7 @@ class RetroGame(gym.Wrapper):
 
     def __init__(self, env: stable_retro.RetroEnv, frame_skip: int = 4, max_pool: bool = True,
                  sticky_prob: float = 0.0, states: list[str] | None = None, noop_max: int = 0,
-                 state_weights: list[float] | None = None,
+                 state_weights: list[float] | None = None, failure_weighting: bool = False,
                  scenario: bool = False, fast: bool = True):
         if not isinstance(env.unwrapped, stable_retro.RetroEnv):
             raise TypeError(f"RetroGame requires a stable_retro.RetroEnv, got {type(env.unwrapped).__name__}")
@@ -68,7 +70,11 @@ class RetroGame(gym.Wrapper):
         for name in states or []:
             self._states[name] = _read_state(self.retro.gamename, name)
         self.state_name = next(iter(self._states), self.retro.statename)
-        self._p = np.asarray(state_weights, float) / sum(state_weights) if state_weights else None
+        self._base = np.asarray(state_weights if state_weights else [1.0] * len(self._states), float)
+        self._p = self._base / self._base.sum() if state_weights else None
+        self.failure_weighting = failure_weighting and len(self._states) > 1
+        self._episodes = np.zeros(len(self._states))
+        self._failures = np.zeros(len(self._states))
         self._prev_mask = np.zeros(self.n_buttons, np.uint8)
         self._zero = np.zeros(self.n_buttons, np.uint8)
         self._mask_cache: dict[bytes, np.ndarray] = {}
@@ -117,6 +123,21 @@ class RetroGame(gym.Wrapper):
                 self.retro.data.current_reward()
         info = {"state": self.state_name}
         return obs, info
+
+    def note_outcome(self, success: bool) -> None:
+        """An episode from the current start state ended (successfully or not): reweigh the pool."""
+        if not self.failure_weighting:
+            return
+        i = list(self._states).index(self.state_name)
+        self._episodes[i] += 1
+        self._failures[i] += not success
+        w = self._base * (self._failures + 1) / (self._episodes + 2)
+        self._p = w / w.sum()
+
+    def pool_weights(self) -> dict[str, float]:
+        """The pool's current draw probabilities, by state."""
+        p = self._p if self._p is not None else np.full(len(self._states), 1 / max(len(self._states), 1))
+        return dict(zip(self._states, map(float, p)))
 
     def record_next(self, path: str) -> None:
         """Record the next episode, from its reset to the one after, as a stable-retro ``.bk2`` movie."""

@@ -62,6 +62,10 @@ class EnvSettings(StrictModel):
     reward_scale: float = Field(default=1.0, gt=0, description="Multiply rewards seen by learners.")
     reward_clip: float | None = Field(default=None, gt=0, description="Clip rewards to [-c, c] after scale.")
     fast: bool = Field(default=True, description="Fast frame skip (identical results, less work).")
+    pool_weighting: Literal["fixed", "failures"] = Field(
+        default="fixed", description="How a start-state pool is drawn: by its fixed weights, or 'failures': each "
+                                     "weight times the state's failure rate so far in this env (start more often "
+                                     "where the agent fails).")
     episode: Literal["round", "match", "run"] = Field(
         default="match", description="Fighting games (a profile with a fight section): one episode is a round, "
                                      "a match, or the whole run to the continue screen.")

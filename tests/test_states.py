@@ -1,0 +1,76 @@
+"""Start states cut from episodes (a policy's or a movie's), found by experiments and `roms list`, and a pool
+drawn more often where the agent fails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import smb_spec
+
+from experiments.cli import main
+from wrappers import make_env, roms
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("states")
+    exp = tmp / "s.yaml"
+    exp.write_text(yaml.safe_dump({
+        "name": "st", "game": "SuperMarioBros-Nes", "state": "Level1-1", "profile": "smb",
+        "env": {"actions": "right_only", "obs": "tiles", "frame_stack": 1, "stuck_frames": 120},
+        "agent": {"algo": "neat", "config": "smb", "pop_size": 6, "workers": 2, "last_action": True},
+        "budget": {"frames": 10_000_000, "generations": 2}, "seeds": [2],
+        "eval": {"every_frames": 10**9, "episodes": 1}}))
+    assert main(["train", str(exp), "--runs-dir", str(tmp / "runs")]) == 0
+    (run,) = (tmp / "runs" / "st").iterdir()
+    return run
+
+
+@pytest.mark.slow
+def test_states_cut_from_a_policy_episode_start_where_it_was(tiny_run, capsys):
+    assert main(["states", "make", str(tiny_run), "--every", "40", "--prefix", "Level1-1-test"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Level1-1-test000000 (0 frames, progress 0)" in out
+    names = [s for s in roms.states("SuperMarioBros-Nes") if s.startswith("Level1-1-test")]
+    assert len(names) >= 2 and "Level1-1-test000040" in names  # found beside the game's own states
+    # the state at 40 frames starts where the episode was after 40 frames
+    with make_env(smb_spec(state="Level1-1-test000040", frame_stack=1, obs="tiles")) as env:
+        env.reset()
+        data = env.unwrapped.data
+        assert data.lookup_value("player_x") > 40  # Mario starts at x 40 on 1-1
+    assert main(["roms", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    smb = next(r for r in listed if r["game"] == "SuperMarioBros-Nes")
+    assert "Level1-1-test000040" in smb["states"]
+
+
+@pytest.mark.slow
+def test_states_cut_from_a_bk2_movie(tiny_run, tmp_path, capsys):
+    assert main(["evaluate", str(tiny_run), "--episodes", "1", "--bk2"]) == 0
+    capsys.readouterr()
+    (movie,) = sorted((tiny_run / "eval" / "bk2").glob("*/*.bk2"))
+    assert main(["states", "make", str(movie), "--every", "25", "--out", str(tmp_path)]) == 0
+    made = sorted(tmp_path.glob("*.state"))
+    assert len(made) >= 2 and made[0].name.endswith("at000000.state")
+
+
+def test_a_pool_weighted_by_failures_starts_where_the_agent_fails():
+    spec = smb_spec(state=["Level1-1", "Level2-1"], pool_weighting="failures", frame_stack=1, obs="tiles")
+    with make_env(spec, seed=0) as env:
+        weights_now = env.get_wrapper_attr("pool_weights")  # the pool lives in the RetroGame wrapper
+        assert weights_now() == {"Level1-1": 0.5, "Level2-1": 0.5}
+        note = env.get_wrapper_attr("note_outcome")
+        draws = []
+        for _ in range(40):
+            env.reset()
+            state = env.get_wrapper_attr("state_name")
+            draws.append(state)
+            note(state == "Level1-1")  # the agent always clears 1-1 and always fails 2-1
+        weights = weights_now()
+        assert weights["Level2-1"] > 0.8
+        assert draws[-20:].count("Level2-1") > 14  # and the draws followed
+    assert np.isclose(sum(weights.values()), 1.0)
