@@ -10,17 +10,11 @@ is)::
 
 from __future__ import annotations
 
-import importlib
+from wrappers._lazy import lazy_exports
 
 _EXPORTS = {
     "Agent": "agents.base", "Policy": "agents.base", "RunContext": "agents.base", "AgentError": "agents.base",
     "ALGOS": "agents.base", "create": "agents.base", "load": "agents.base", "agent_class": "agents.base",
     "Schedule": "agents.base",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'agents' has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports("agents", _EXPORTS)

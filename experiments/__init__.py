@@ -8,7 +8,7 @@ The public API, importable from here (each name is imported on first use)::
 
 from __future__ import annotations
 
-import importlib
+from wrappers._lazy import lazy_exports
 
 _EXPORTS = {
     "ExperimentSpec": "experiments.spec", "SpecError": "experiments.spec", "load_spec": "experiments.spec",
@@ -17,10 +17,4 @@ _EXPORTS = {
     "resume": "experiments.runner", "Evaluator": "experiments.evaluate",
     "UserError": "experiments.errors",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'experiments' has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports("experiments", _EXPORTS)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,11 +45,14 @@ def _open_movie(path: Path):
         raise UserError(f"{path} is not a readable stable-retro .bk2 movie ({type(e).__name__}: {e}).") from None
 
 
-def replay(path: str | Path, video: str | Path | None = None, scale: int = 2, sound: bool = True) -> Replay:
-    """Play ``path`` in the emulator (no window) and write ``video`` (an mp4) if given."""
+@contextmanager
+def movie_env(path: str | Path, render: bool = False):
+    """``(movie, env)``: the movie opened and an emulator of its game at its start state, ready to step.
+
+    The movie's first frame is the one the env's reset plays, as in stable-retro's own playback.
+    """
     import stable_retro
 
-    from experiments.video import VideoWriter
     from wrappers import roms
 
     path = Path(path)
@@ -56,37 +61,56 @@ def replay(path: str | Path, video: str | Path | None = None, scale: int = 2, so
     try:
         roms.require_rom(game)
     except roms.RomError as e:
+        movie.close()
         raise UserError(f"{path} is a movie of {roms.short_name(game)}. {e}") from None
     roms.register()
-    movie.step()  # the movie's first frame is the one the env's reset plays (as stable-retro's playback does)
+    movie.step()
     env = stable_retro.make(game, state=stable_retro.State.NONE, use_restricted_actions=stable_retro.Actions.ALL,
-                            players=movie.players, render_mode="rgb_array", inttype=roms.INTTYPE)
-    fps = float(env.unwrapped.em.get_screen_rate())
-    writer = VideoWriter(video, fps=fps, scale=scale) if video else None
-    audio_chunks = []
-    frames = 0
+                            players=movie.players, render_mode="rgb_array" if render else None,
+                            inttype=roms.INTTYPE)
     try:
         env.unwrapped.initial_state = movie.get_state()
         env.reset()
-        em = env.unwrapped.em
-        buttons = env.unwrapped.num_buttons
-        while movie.step():
-            keys = [movie.get_key(i, p) for p in range(movie.players) for i in range(buttons)]
-            env.step(np.array(keys, np.uint8))
-            frames += 1
-            if writer:
-                writer.add(env.render())
-                if sound:
-                    audio_chunks.append(em.get_audio())
-        audio_rate = em.get_audio_rate()
+        yield movie, env
     finally:
         movie.close()
         env.close()
-    has_audio = False
-    if writer:
-        writer.close()
-        if sound and audio_chunks:
-            has_audio = _mux_audio(Path(video), np.concatenate(audio_chunks), audio_rate)
+
+
+def movie_steps(movie, env) -> Iterator[int]:
+    """Step ``env`` with the movie's buttons, frame by frame; yields the frame count after each."""
+    buttons = env.unwrapped.num_buttons
+    frames = 0
+    while movie.step():
+        env.step(np.array([movie.get_key(i, p) for p in range(movie.players) for i in range(buttons)], np.uint8))
+        frames += 1
+        yield frames
+
+
+def replay(path: str | Path, video: str | Path | None = None, scale: int = 2, sound: bool = True) -> Replay:
+    """Play ``path`` in the emulator (no window) and write ``video`` (an mp4) if given."""
+    from experiments.video import VideoWriter
+    from wrappers import roms
+
+    audio_chunks = []
+    frames = 0
+    with movie_env(path, render=video is not None) as (movie, env):
+        game = movie.get_game()
+        em = env.unwrapped.em
+        fps = float(em.get_screen_rate())
+        audio_rate = em.get_audio_rate()
+        writer = VideoWriter(video, fps=fps, scale=scale) if video else None
+        try:
+            for frames in movie_steps(movie, env):  # noqa: B007 - the count is read after the loop
+                if writer:
+                    writer.add(env.render())
+                    if sound:
+                        audio_chunks.append(em.get_audio())
+        finally:
+            if writer:
+                writer.close()
+    has_audio = bool(writer and sound and audio_chunks) and _mux_audio(Path(video), np.concatenate(audio_chunks),
+                                                                      audio_rate)
     return Replay(game=roms.short_name(game), state=None, frames=frames, fps=fps,
                   video=Path(video) if video else None, audio=has_audio)
 

@@ -87,39 +87,18 @@ def from_agent(source: Path, every: int, start: str | None = None, out: str | Pa
 def from_movie(movie_path: Path, every: int, out: str | Path | None = None,
                prefix: str | None = None) -> list[MadeState]:
     """Replay a .bk2 movie and cut a state every ``every`` frames (the start's included)."""
-    import stable_retro
+    from experiments.replay import movie_env, movie_steps
 
-    from experiments.replay import _open_movie
-    from wrappers import roms
-
-    movie = _open_movie(movie_path)
-    game = movie.get_game()
-    try:
-        roms.require_rom(game)
-    except roms.RomError as e:
-        raise UserError(f"{movie_path} is a movie of {roms.short_name(game)}. {e}") from None
-    folder = _folder(game, out)
     prefix = prefix or f"{movie_path.stem}-at"
-    movie.step()
-    env = stable_retro.make(game, state=stable_retro.State.NONE, use_restricted_actions=stable_retro.Actions.ALL,
-                            players=movie.players, render_mode=None, inttype=roms.INTTYPE)
     made: list[MadeState] = []
-    try:
-        env.unwrapped.initial_state = movie.get_state()
-        env.reset()
-        em, buttons = env.unwrapped.em, env.unwrapped.num_buttons
-        frames = 0
-        while True:
+    with movie_env(movie_path) as (movie, env):
+        folder = _folder(movie.get_game(), out)
+        em = env.unwrapped.em
+        made.append(MadeState(f"{prefix}{0:06d}", _write(folder, f"{prefix}{0:06d}", em.get_state()), 0, None))
+        for frames in movie_steps(movie, env):
             if frames % every == 0:
                 name = f"{prefix}{frames:06d}"
                 made.append(MadeState(name, _write(folder, name, em.get_state()), frames, None))
-            if not movie.step():
-                break
-            env.step(np.array([movie.get_key(i, p) for p in range(movie.players) for i in range(buttons)], np.uint8))
-            frames += 1
-    finally:
-        movie.close()
-        env.close()
     return made
 
 

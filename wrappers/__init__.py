@@ -9,7 +9,7 @@ not pay for OpenCV or the vec env)::
 
 from __future__ import annotations
 
-import importlib
+from wrappers._lazy import lazy_exports
 
 _EXPORTS = {
     "EnvSettings": "wrappers.settings", "EnvSpec": "wrappers.settings", "EnvError": "wrappers.settings",
@@ -18,10 +18,4 @@ _EXPORTS = {
     "Profile": "wrappers.profile", "ProfileError": "wrappers.profile", "load_profile": "wrappers.profile",
     "RomError": "wrappers.roms", "UserError": "wrappers.errors",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'wrappers' has no attribute {name!r}")
+__all__, __getattr__ = lazy_exports("wrappers", _EXPORTS)

@@ -212,8 +212,8 @@ class RetroGame(gym.Wrapper):
                     frames = [*frames[-1:], ob]
             obs = np.maximum(*frames) if self.max_pool and len(frames) == 2 else frames[-1]
             return obs, (reward if self.scenario else 0.0), bool(done) and self.scenario, False, {"frames": total}
-        retro, em = self.retro, self.retro.em
-        recording = retro.movie is not None
+        em = self.retro.em
+        recording = self.retro.movie is not None
         prev_screen, done_frames = None, 0
         for mask, n in plan:
             if n <= 0:
@@ -226,14 +226,7 @@ class RetroGame(gym.Wrapper):
                 done_frames += 1
                 if self.max_pool and done_frames == total - 1:
                     prev_screen = self._screen()
-        screen = self._screen()
-        obs = np.maximum(prev_screen, screen) if prev_screen is not None else screen
-        retro.img = screen
-        reward, terminated = 0.0, False
-        if self.scenario:
-            retro.data.update_ram()
-            reward = float(retro.data.current_reward())
-            terminated = bool(retro.data.is_done())
+        obs, reward, terminated = self._window_end(prev_screen)
         return obs, reward, terminated, False, {"frames": total}
 
     def _step_fast(self, first: np.ndarray, mask: np.ndarray):
@@ -249,6 +242,11 @@ class RetroGame(gym.Wrapper):
             em.step()
             if self.max_pool and i == n - 2:
                 prev_screen = self._screen()
+        return self._window_end(prev_screen)
+
+    def _window_end(self, prev_screen):
+        """The window's observation (max-pooled with the frame before), and the scenario's reward and done."""
+        retro = self.retro
         screen = self._screen()
         obs = np.maximum(prev_screen, screen) if prev_screen is not None else screen
         retro.img = screen
