@@ -195,12 +195,32 @@ def connect_ray(address: str | None) -> None:
     if address in (None, "local"):
         ray.init(**kwargs)
         return
+    if address != "auto":
+        _check_reachable(address)
     try:
         ray.init(address=address, **kwargs)
     except ConnectionError:
         if address != "auto":
             raise
         ray.init(**kwargs)  # no cluster running here: start a local one
+
+
+def _check_reachable(address: str, seconds: float = 3.0) -> None:
+    """Fail at once, and clearly, when nothing listens at a Ray address (Ray itself retries for a minute)."""
+    import socket
+
+    from wrappers.errors import UserError
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=seconds):
+            return
+    except ValueError:
+        raise UserError(f"Ray address {address!r}: give HOST:PORT (the head's `ray start --head --port`), or "
+                        "auto") from None
+    except OSError as e:
+        raise UserError(f"no Ray cluster answers at {address} ({e.strerror or e}): start one with `ray start "
+                        "--head` on that machine (docs/scaling.md), or use auto for one on this machine.") from None
 
 
 class RayBackend:

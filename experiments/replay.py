@@ -36,6 +36,9 @@ class Replay:
 def _open_movie(path: Path):
     import stable_retro
 
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a .bk2 movie. Movies are the .bk2 files `retrodojo evaluate --bk2` "
+                        "writes (under the run's eval/bk2/).")
     if not path.is_file():
         raise UserError(f"{path}: no such movie. Movies are the .bk2 files `retrodojo evaluate --bk2` writes "
                         "(under the run's eval/bk2/).")
