@@ -157,9 +157,25 @@ def compare(paths, metric: str = "eval/progress", at: float | None = None, windo
             "_groups": groups}
 
 
-def _curves(g: Group, grid: np.ndarray) -> np.ndarray:
-    return np.array([[np.nan if (v := value_at(r["frames"], r["values"], x)) is None else v for x in grid]
+def _curves(g: Group, grid: np.ndarray, window: float | None = None) -> np.ndarray:
+    return np.array([[np.nan if (v := value_at(r["frames"], r["values"], x, window)) is None else v for x in grid]
                      for r in g.runs if len(r["frames"])], float).reshape(-1, len(grid))
+
+
+def curve_grid(g: Group, window: float | None = None, points: int = 100) -> np.ndarray:
+    """Frame counts to draw a group's curve at: where values were logged, or with ``window`` an even grid.
+
+    Per-episode metrics come many to a frame count (8 envs whose bouts end on the same clock), so their raw
+    points draw as vertical bars; the windowed mean on an even grid is the curve the table's figure reads.
+    """
+    logged = [r["frames"] for r in g.runs if len(r["frames"])]
+    if not logged:
+        return np.array([0.0])
+    if window:
+        end = max(f.max() for f in logged)
+        start = min(f.min() for f in logged) + window
+        return np.linspace(min(start, end), end, points)
+    return np.unique(np.concatenate(logged))
 
 
 def plot(result: dict, path: str | Path, title: str | None = None) -> Path:
@@ -172,11 +188,11 @@ def plot(result: dict, path: str | Path, title: str | None = None) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     for i, g in enumerate(result["_groups"]):
         color = f"C{i}"
-        grid = np.unique(np.concatenate([r["frames"] for r in g.runs if len(r["frames"])] or [np.array([0.0])]))
-        for r in g.runs:
-            if len(r["frames"]):
-                ax.plot(r["frames"], r["values"], color=color, alpha=0.25, lw=0.8)
-        curves = _curves(g, grid)
+        window = result.get("window")
+        grid = curve_grid(g, window)
+        curves = _curves(g, grid, window)
+        for curve in curves:  # one per seed that logged the metric
+            ax.plot(grid, curve, color=color, alpha=0.25, lw=0.8)
         if curves.size:
             point, lo, hi = stats.bootstrap_band(curves, np.mean, reps=500, seed=BOOTSTRAP_SEED)
             n = len(curves)
@@ -185,7 +201,8 @@ def plot(result: dict, path: str | Path, title: str | None = None) -> Path:
                 ax.fill_between(grid, lo, hi, color=color, alpha=0.15, lw=0)
     ax.set_xlabel("emulator frames")
     ax.set_ylabel(result["metric"])
-    ax.set_title(title or f"{result['metric']}: mean over seeds, 95% bootstrap band")
+    over = f" (mean over {result['window']:,.0f} frames)" if result.get("window") else ""
+    ax.set_title(title or f"{result['metric']}{over}: mean over seeds, 95% bootstrap band")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -40,6 +40,18 @@ def test_iqm_and_probability_of_improvement_by_hand():
     assert stats.probability_of_improvement([[2, 9], [3, 9]], [[1, 9], [1, 10]]) == pytest.approx((1 + 0.25) / 2)
 
 
+def test_windowed_curves_are_drawn_on_an_even_grid():
+    from experiments.compare import Group, _curves, curve_grid
+
+    # 8 envs ending their bouts on one clock: four values logged at each of two frame counts
+    frames = np.array([100.0] * 4 + [200.0] * 4)
+    g = Group(key="k", config={}, runs=[{"frames": frames, "values": np.array([0, 4, 0, 4, 10, 10, 10, 10.0])}])
+    assert list(curve_grid(g)) == [100.0, 200.0]
+    assert list(curve_grid(g, window=50, points=3)) == [150.0, 175.0, 200.0]  # from one window in to the end
+    (curve,) = _curves(g, np.array([150.0, 200.0]), window=100)
+    assert list(curve) == [2.0, 10.0]  # the mean of the bout ends in (at - 100, at], not the last one logged
+
+
 def test_bootstrap_intervals_are_seeded_and_hold_the_estimate():
     rng = np.random.default_rng(3)
     x = rng.normal(10, 2, size=10)
