@@ -587,8 +587,12 @@ def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
 
 def read_scalars(run_dir: str | Path, tag: str) -> list[tuple[int, float]]:
     """(step, value) of a TensorBoard scalar of a run folder, as TensorBoard shows it (purged events gone)."""
+    import logging
+
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    # a resumed run's events after its checkpoint are purged on purpose; TensorBoard warns once per tag
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
     acc = EventAccumulator(str(Path(run_dir) / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
     if tag not in acc.Tags()["scalars"]:
