@@ -32,8 +32,10 @@ def play_random(spec: EnvSpec, frames: int, video: str | Path | None = None, see
     """
     spec = spec.model_copy(update={"render_mode": "rgb_array" if video else None})
     report = PlayReport()
-    writer = VideoWriter(video, fps=60 / spec.frame_skip) if video else None
+    writer = None
     with make_env(spec, seed=seed) as env:
+        if video:  # the console's own rate (stable-retro declares no render_fps), so the video plays at real speed
+            writer = VideoWriter(video, fps=env.get_wrapper_attr("screen_rate")() / spec.frame_skip)
         env.reset()
         while report.frames < frames:
             # sample() fits every action space: a discrete set, or raw buttons (each pressed with p = 0.5)

@@ -272,7 +272,8 @@ def test_play_without_a_profile_uses_the_games_own_or_its_scenario(tmp_path, cap
     assert main(["play", "Pong-Atari2600", "--frames", "200", "--video", str(tmp_path / "p.mp4")]) == 0
     assert "profile: pong" in capsys.readouterr().out
     # the scenario profile: every combination of the console's button groups, reward from scenario.json
-    with make_env(EnvSpec(game="Breakout-Atari2600", profile="scenario", stuck_frames=None), seed=0) as env:
+    spec = EnvSpec(game="Breakout-Atari2600", profile="scenario", stuck_frames=None)
+    with make_env(spec, seed=0) as env:
         assert env.action_space.n == 18
         env.reset()
         rewards = []
@@ -282,3 +283,9 @@ def test_play_without_a_profile_uses_the_games_own_or_its_scenario(tmp_path, cap
             if terminated or truncated:
                 break
         assert info["progress"] == max(np.cumsum(rewards).max(), 0.0)
+        rate = env.get_wrapper_attr("screen_rate")()
+    # the video plays at the console's own rate (59.92 frames/s on the 2600, not 60) over the frame skip
+    import imageio.v3 as iio
+
+    assert rate == pytest.approx(59.92, abs=0.01)
+    assert iio.immeta(tmp_path / "b.mp4")["fps"] == pytest.approx(rate / spec.frame_skip, abs=0.006)
