@@ -1,5 +1,6 @@
 """The fight table of docs/results.md: greedy evaluations and training bouts of runs, beside a random policy.
 
+    .venv/bin/python scripts/random_policy.py boxing_ppo --episodes 20 --json > runs/boxing_random.json
     .venv/bin/python scripts/fight_table.py runs/boxing_ppo runs/boxing_ppo_lstm runs/boxing_a2c \
         --random runs/boxing_random.json [--window 100000]
 

@@ -2,7 +2,7 @@
 
 The result, a string of right_only action indices (one per 4-frame agent step), is test data: the
 emulator is deterministic, so replaying it from the state reaches the flag every time. Usage:
-    python scripts/find_smb_run.py --state Level1-1 --out tests/data/smb_level1-1_run.txt
+    .venv/bin/python scripts/find_smb_run.py --state Level1-1 --out tests/data/smb_level1-1_run.txt
 """
 
 from __future__ import annotations
