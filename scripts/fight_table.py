@@ -7,7 +7,8 @@
 For each experiment (runs grouped by experiment name and algo, seeds pooled): the last greedy evaluation
 (`eval/return`, the score margin, and `eval/win_rate`) and the training bouts of the last ``--window`` frames
 (sampled actions: `train/episode_return`, `train/episode_win_rate`, points landed and taken), as the mean
-over seeds with each seed's value. ``--random`` adds the row of `scripts/random_policy.py --json`.
+over seeds with each seed's value. ``--random`` adds the row of `scripts/random_policy.py --json`. Runs that
+have not finished are left out of the table and named under it (``--unfinished`` puts them in).
 """
 
 from __future__ import annotations
@@ -83,13 +84,21 @@ def main() -> None:
     ap.add_argument("paths", nargs="+", help="run folders or folders holding runs")
     ap.add_argument("--random", help="the JSON of scripts/random_policy.py --json")
     ap.add_argument("--window", type=float, default=100_000)
+    ap.add_argument("--unfinished", action="store_true", help="put runs that have not finished in the table")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from experiments.run import find_runs
 
-    rows = [run_row(r, args.window) for r in find_runs(args.paths)]
+    rows = [dict(run_row(r, args.window), run=str(r)) for r in find_runs(args.paths)]
+    left = [] if args.unfinished else [r for r in rows if r["status"] != "finished"]
+    rows = [r for r in rows if r not in left]
     random = json.loads(Path(args.random).read_text()) if args.random else None
-    print(json.dumps(rows, indent=2) if args.json else table(rows, random, args.window))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(table(rows, random, args.window))
+    for r in left:
+        print(f"\nNot in the table: {r['run']} ({r['status']} at {r['frames']:,.0f} frames).")
 
 
 if __name__ == "__main__":
