@@ -63,7 +63,7 @@ def table(rows: list[dict], random: dict | None, window: float) -> str:
     for (name, algo), rs in groups.items():
         seeds = ", ".join(str(r["seed"]) for r in rs)
         frames = " / ".join(f"{r['frames'] / 1e6:.2f}M" for r in rs)
-        pts = " / ".join(f"{r['train_for']:.0f} / {-r['train_against']:.0f}" for r in rs
+        pts = "; ".join(f"{r['train_for']:.0f} / {-r['train_against']:.0f}" for r in rs
                          if r["train_for"] is not None and r["train_against"] is not None)
         lines.append(f"| {name} ({algo}) | {seeds} | {frames} | {_cell([r['eval_margin'] for r in rs], '.1f')} | "
                      f"{_cell([r['eval_win_rate'] for r in rs], '.2f')} | "
