@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 
 
-def _window_mean(run, tag: str, end: float, window: float) -> float | None:
-    from experiments.run import read_scalars
-
-    pairs = [(f, v) for f, v in read_scalars(run, tag) if end - window < f <= end]
-    return float(np.mean([v for _, v in pairs])) if pairs else None
-
-
 def run_row(run, window: float) -> dict:
     """One run's figures: its last greedy evaluation and its training bouts over the last ``window`` frames."""
+    from experiments.compare import series, value_at
     from experiments.run import read_history, read_meta
 
     meta = read_meta(run)
@@ -40,7 +34,7 @@ def run_row(run, window: float) -> dict:
            "eval_win_rate": last.get("win_rate")}
     for key, tag in [("train_margin", "train/episode_return"), ("train_win_rate", "train/episode_win_rate"),
                      ("train_for", "train/episode_points_for"), ("train_against", "train/episode_points_against")]:
-        row[key] = _window_mean(run, tag, end, window)
+        row[key] = value_at(*series(run, tag), end, window)  # the mean over (end - window, end]
     return row
 
 
@@ -78,6 +72,11 @@ def table(rows: list[dict], random: dict | None, window: float) -> str:
     return "\n".join(lines)
 
 
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main() -> None:
     """Print the table (or --json the rows)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,11 +87,18 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from experiments.run import find_runs
+    from wrappers.errors import UserError, read_json_file
 
-    rows = [dict(run_row(r, args.window), run=str(r)) for r in find_runs(args.paths)]
+    try:
+        rows = [dict(run_row(r, args.window), run=str(r)) for r in find_runs(args.paths)]
+        random = read_json_file(args.random, "random-policy result", "Write it with `.venv/bin/python "
+                                "scripts/random_policy.py EXPERIMENT --json > FILE`") if args.random else None
+    except UserError as e:
+        _fail(str(e))
+    if not rows:
+        _fail(f"no run folders under {', '.join(args.paths)}: give run folders or folders holding them.")
     left = [] if args.unfinished else [r for r in rows if r["status"] != "finished"]
     rows = [r for r in rows if r not in left]
-    random = json.loads(Path(args.random).read_text()) if args.random else None
     if args.json:
         print(json.dumps(rows, indent=2))
         return
