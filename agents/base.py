@@ -118,8 +118,21 @@ class RunContext(Protocol):
         """Learning starts (a fresh run is evaluated at frame 0, for the curves' first point)."""
         ...
 
-    def record(self, frames: int, episodes: Sequence[dict] = ()) -> None:
-        """Episodes that ended while learning (``train/*``, ``reward/*``), and progress for the bar."""
+    def record(self, frames: int, episodes: Sequence[dict] = (), observe: bool = True) -> None:
+        """Episodes that ended while learning (``train/*``, ``reward/*``), and progress for the bar; those
+        from a curriculum's states feed the curriculum (unless ``observe`` is false)."""
+        ...
+
+    def attach_envs(self, venv: Any) -> None:
+        """The training vec env, whose start-state pool a curriculum moves (``env_method("set_pool")``)."""
+        ...
+
+    def start_pool(self) -> tuple[dict[str, bytes], dict[str, float]] | None:
+        """A curriculum's start states now and their weights (with the real start), or None."""
+        ...
+
+    def observe_curriculum(self, frames: int, episodes: Sequence[dict]) -> None:
+        """Episodes from a curriculum's states that decide its backward step (NEAT: its champion's)."""
         ...
 
     def tick(self, frames: int, agent: Agent, checkpoint: bool = False, generation: int | None = None) -> bool:

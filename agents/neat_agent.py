@@ -37,6 +37,7 @@ from agents.neat_backends import Backend, WorkerSetup, WorkerSetupError, make_ba
 from agents.neat_config import load_neat_config
 from agents.neat_network import CompiledNetwork
 from wrappers.factory import make_env
+from wrappers.retro_game import is_added_state as is_curriculum_state
 from wrappers.settings import EnvSpec, StrictModel
 from wrappers.vec_env import cores
 
@@ -137,12 +138,31 @@ class NEATPolicy:
 
 
 def play_genome(genome, env, config, discrete: bool, scale: float, last_action: bool = False,
-                episodes: int = 1) -> tuple[float, list[dict]]:
-    """Play ``episodes`` episodes; returns (mean shaped return, the ``info["episode"]`` dicts)."""
+                episodes: int = 1, starts: tuple[dict[str, bytes], dict[str, float]] | None = None
+                ) -> tuple[float, list[dict]]:
+    """Play ``episodes`` episodes; returns (mean shaped return, the ``info["episode"]`` dicts).
+
+    With ``starts`` (extra states by name, weights by name), the genome plays ``episodes`` from every
+    weighted start instead, and its fitness is the weighted mean of the mean returns from each: every genome
+    of a generation meets the same starts, so its fitness is a fact about it, not about a draw.
+    """
+    if starts is not None:
+        extra, weights = starts
+        env.get_wrapper_attr("set_pool")(extra, None)
+        total, eps = 0.0, []
+        for name, weight in weights.items():
+            fitness, some = _play(genome, env, config, discrete, scale, last_action, episodes, name)
+            total += weight * fitness
+            eps += some
+        return total / sum(weights.values()), eps
+    return _play(genome, env, config, discrete, scale, last_action, episodes, None)
+
+
+def _play(genome, env, config, discrete, scale, last_action, episodes, state) -> tuple[float, list[dict]]:
     actor = Actor(genome, config, discrete, scale, last_action)
     eps = []
     for _ in range(episodes):
-        obs, _ = env.reset()
+        obs, _ = env.reset(options={"state": state} if state else None)
         actor.reset()
         while True:
             obs, _r, terminated, truncated, info = env.step(actor(obs))
@@ -350,18 +370,31 @@ class NEATAgent:
         run.scalar("neat/compatibility_threshold", ss.compatibility_threshold, self.frames)
 
     def _evaluate(self, genomes, run) -> None:
-        """Fitness of every genome, played by the worker pool; logs the episodes on the frames axis."""
-        tasks = [(key, genome, self.spec.episodes_per_genome) for key, genome in genomes]
+        """Fitness of every genome, played by the worker pool; logs the episodes on the frames axis.
+
+        With a curriculum, every genome plays the same start states (the run's pool: the real start and the
+        curriculum's states, weighted); only episodes from the real start count as the level's (progress,
+        success, ``train/*``), and the generation's champion's episodes from the other states decide the
+        curriculum's next step.
+        """
+        starts = run.start_pool()
+        tasks = [(key, genome, self.spec.episodes_per_genome, starts) for key, genome in genomes]
         by_key = dict(genomes)
         self.generation_progress = 0.0
+        extra_eps: dict[int, list[dict]] = {}
         with _evolution_rng_kept():
             for key, fitness, eps in self._backend.evaluate(tasks):
                 by_key[key].fitness = fitness
                 self.frames += sum(e["frames"] for e in eps)
-                run.record(self.frames, eps)
-                self.generation_progress = max([self.generation_progress] + [e["progress"] for e in eps])
-                if self.spec.stop_on_success and any(e["success"] for e in eps):
+                run.record(self.frames, eps, observe=False)
+                level = [e for e in eps if not is_curriculum_state(e.get("state"))]
+                extra_eps[key] = [e for e in eps if is_curriculum_state(e.get("state"))]
+                self.generation_progress = max([self.generation_progress] + [e["progress"] for e in level])
+                if self.spec.stop_on_success and any(e["success"] for e in level):
                     self.solved = True
+        if starts is not None:
+            best = max(by_key, key=lambda k: by_key[k].fitness)
+            run.observe_curriculum(self.frames, extra_eps.get(best, []))
 
     def _hparams(self) -> dict:
         c, g = self.config, self.config.genome_config

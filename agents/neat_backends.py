@@ -25,7 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-Task = tuple[int, Any, int]  # (genome key, genome, episodes)
+Task = tuple[int, Any, int, Any]  # (genome key, genome, episodes, shared starts or None: see play_genome)
 Result = tuple[int, float, list[dict]]  # (genome key, fitness, the info["episode"] records)
 
 
@@ -73,8 +73,9 @@ class GenomeWorker:
         from agents.neat_agent import play_genome
 
         out = []
-        for key, genome, episodes in tasks:
-            fitness, eps = play_genome(genome, self.env, *self.args, episodes=episodes)
+        for key, genome, episodes, *starts in tasks:
+            fitness, eps = play_genome(genome, self.env, *self.args, episodes=episodes,
+                                       starts=starts[0] if starts else None)
             out.append((key, fitness, eps))
         return out
 

@@ -182,6 +182,7 @@ class SB3Agent:
         # The frames axis counts what the emulators played (move macros and a fight's pauses included),
         # not agent steps x frame skip.
         self._frames_base, self._venv = run.start_frames, venv
+        run.attach_envs(venv)  # a curriculum moves the envs' start-state pool from here on
         try:
             if ckpt is not None:
                 self.model = self._load_model(ckpt, venv)

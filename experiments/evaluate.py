@@ -98,7 +98,7 @@ class Evaluator:
         return self._venv
 
     def run(self, policy, video: str | Path | None = None, on_episode=None, bk2_dir: str | Path | None = None,
-            bk2_keep: str = "all", episodes: int | None = None) -> dict:
+            bk2_keep: str = "all", episodes: int | None = None, cut_every: int | None = None) -> dict:
         """Play the protocol's episodes; returns ``{"episodes": [...], "mean": {...}}``.
 
         Args:
@@ -109,6 +109,8 @@ class Evaluator:
                 episode's record gets its path under ``bk2``.
             bk2_keep: ``all`` movies, or only the ``best`` episode's (highest return).
             episodes: this many instead of the protocol's.
+            cut_every: every this many emulator frames, keep the emulator's state: an episode's record gets
+                ``cuts``, a list of ``(frames, progress, state bytes)`` from its start (a curriculum's source).
         """
         from experiments.video import VideoWriter
 
@@ -118,7 +120,7 @@ class Evaluator:
             rate = venv.env_method("screen_rate")[0]
             writer = VideoWriter(video, fps=rate / self.env_spec.frame_skip)
         venv.seed(EVAL_SEED)
-        episodes = []
+        played: list[dict] = []
         try:
             for i in range(episodes or self.episodes):
                 state_name = self.states[i % len(self.states)] if self.states else None
@@ -131,7 +133,11 @@ class Evaluator:
                     venv.env_method("record_next", str(movie.resolve()))
                 obs = venv.reset()
                 state, start = None, np.ones((1,), dtype=bool)
+                frames0, cuts = venv.frames, []
                 while True:
+                    if cut_every and venv.frames - frames0 >= len(cuts) * cut_every:
+                        state_bytes, progress = venv.env_method("snapshot")[0]
+                        cuts.append((venv.frames - frames0, float(progress), state_bytes))
                     action, state = policy.predict(obs, state=state, episode_start=start,
                                                    deterministic=self.deterministic)
                     obs, _reward, done, infos = venv.step(action)
@@ -142,19 +148,21 @@ class Evaluator:
                         ep = dict(infos[0]["episode"])
                         if movie is not None:
                             ep["bk2"] = str(movie)
-                        episodes.append(ep)
+                        if cut_every:
+                            ep["cuts"] = cuts
+                        played.append(ep)
                         if on_episode:
                             on_episode(i, ep)
                         break
         finally:
             if writer:
                 writer.close()
-        if bk2_dir is not None and bk2_keep == "best" and episodes:
-            best = max(episodes, key=lambda e: e["r"])
-            for e in episodes:
+        if bk2_dir is not None and bk2_keep == "best" and played:
+            best = max(played, key=lambda e: e["r"])
+            for e in played:
                 if e is not best:
                     Path(e.pop("bk2")).unlink(missing_ok=True)
-        return {"episodes": episodes, "mean": summarize(episodes)}
+        return {"episodes": played, "mean": summarize(played)}
 
     def close(self) -> None:
         """Stop the eval env."""

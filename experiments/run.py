@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
+from experiments.curriculum import Curriculum, is_curriculum_state
 from experiments.errors import UserError
 from experiments.evaluate import Evaluator, action_shares
 from experiments.spec import ExperimentSpec, dump_spec
@@ -102,6 +103,11 @@ class Run:
         self._fps_since = (self._t0, self.start_frames)
         self.frames = self.start_frames
         self.seconds_before = float(info.get("train_seconds", 0.0))  # training time of earlier invocations
+        #: the experiment's backward curriculum (None without a curriculum: section), as of the checkpoint
+        self.curriculum = Curriculum(spec.curriculum, spec.start_state()) if spec.curriculum else None
+        if self.curriculum is not None and ckpt is not None:
+            self.curriculum.load(ckpt)
+        self._pool_envs = None
         self.last_eval_seconds = 0.0
         self.generation: int | None = None
 
@@ -188,8 +194,18 @@ class Run:
         rows = "\n".join(f"| {k} | {json.dumps(v) if not isinstance(v, str) else v} |" for k, v in table.items())
         self.writer.add_text("hyperparameters", "| setting | value |\n|---|---|\n" + rows, 0)
 
-    def record(self, frames: int, episodes: Sequence[dict] = ()) -> None:
-        """``train/episode_*`` and ``reward/<term>`` for episodes that ended while learning; progress."""
+    def record(self, frames: int, episodes: Sequence[dict] = (), observe: bool = True) -> None:
+        """``train/episode_*`` and ``reward/<term>`` for episodes that ended while learning; progress.
+
+        Episodes from a curriculum's start states are not the level's: they go to the curriculum (its backward
+        step, unless ``observe`` is false: NEAT hands over its champion's alone) and not into ``train/*``.
+        """
+        if self.curriculum is not None:
+            extra = [e for e in episodes if is_curriculum_state(e.get("state"))]
+            if extra:
+                episodes = [e for e in episodes if not is_curriculum_state(e.get("state"))]
+                if observe:
+                    self.observe_curriculum(frames, extra)
         for ep in episodes:
             if ep["success"] and "first_success" not in self.meta:
                 self.update_meta(first_success={"frames": frames, "seconds": round(self.train_seconds(), 1)})
@@ -202,6 +218,38 @@ class Run:
             for name, value in ep.get("metrics", {}).items():
                 self.scalar(f"train/episode_{name}", value, frames)
         self.progress(frames)
+
+    # ------------------------------------------------------------------ the curriculum
+
+    def attach_envs(self, venv) -> None:
+        """The training envs a curriculum moves (``RetroGame.set_pool`` through ``env_method``); the pool as
+        of now is sent at once (a resumed run's)."""
+        self._pool_envs = venv
+        if self.curriculum is not None and self.curriculum.pool_states():
+            self._push_pool()
+
+    def start_pool(self) -> tuple[dict[str, bytes], dict[str, float]] | None:
+        """The curriculum's pool now (extra states, weights by name with the real start), or None when
+        training starts from the configured states alone (NEAT plays every state of it with every genome)."""
+        if self.curriculum is None or not self.curriculum.pool_states():
+            return None
+        return self.curriculum.pool()
+
+    def observe_curriculum(self, frames: int, episodes: Sequence[dict]) -> None:
+        """Episodes from the curriculum's states: they decide its backward step."""
+        if self.curriculum is not None and self.curriculum.observe(list(episodes)):
+            self._pool_changed(frames)
+
+    def _pool_changed(self, frames: int) -> None:
+        self._push_pool()
+        for tag, value in self.curriculum.scalars().items():
+            self.scalar(tag, value, frames)
+
+    def _push_pool(self) -> None:
+        if self._pool_envs is None:
+            return
+        extra, weights = self.curriculum.pool()
+        self._pool_envs.env_method("set_pool", extra or None, weights or None)
 
     # ------------------------------------------------------------------ the choreography
 
@@ -292,6 +340,8 @@ class Run:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         write(tmp)
+        if self.curriculum is not None:
+            self.curriculum.save(tmp)
         _write_json_atomic(tmp / CHECKPOINT_FILE, {"frames": frames, "time": time.time(), "last_eval": self.last_eval,
                                                    "train_seconds": self.train_seconds()})
         if final.exists():  # the same frame count twice (a stop right after a checkpoint): keep the new one
@@ -346,7 +396,16 @@ class Run:
         t0 = time.perf_counter()
         ev = self.spec.eval
         bk2 = self.dir / "eval" / "bk2" / f"{frames:012d}" if ev.record_bk2 != "none" else None
-        result = self._eval().run(policy, bk2_dir=bk2, bk2_keep=ev.record_bk2)
+        cur = self.curriculum
+        result = self._eval().run(policy, bk2_dir=bk2, bk2_keep=ev.record_bk2,
+                                  cut_every=cur.s.every_frames if cur is not None else None)
+        if cur is not None:
+            if cur.after_eval(frames, result["episodes"]):
+                self._push_pool()
+            for tag, value in cur.scalars().items():
+                self.scalar(tag, value, frames)
+            for e in result["episodes"]:
+                e.pop("cuts", None)
         mean = result["mean"]
         for key, value in mean.items():  # return, progress, success_rate, episode_frames, profile metrics
             self.scalar(f"eval/{key}", value, frames)

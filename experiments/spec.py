@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from agents.base import agent_class, agent_specs
+from experiments.curriculum import CurriculumSettings
 from experiments.errors import UserError
 from wrappers import configs
 from wrappers.errors import read_text_file
@@ -147,12 +148,27 @@ class ExperimentSpec(StrictModel):
     eval: EvalSpec = Field(default_factory=EvalSpec)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     tune: TuneSpec | None = Field(default=None, description="The search space of `retrodojo tune`.")
+    curriculum: CurriculumSettings | None = Field(
+        default=None, description="A backward curriculum from the agent's own savestates (experiments/curriculum.py).")
 
     @model_validator(mode="after")
     def _one_state_key(self) -> ExperimentSpec:
         if self.state is not None and self.states is not None:
             raise ValueError("give either state or states, not both")
+        if self.curriculum is not None:
+            starts = self.env_spec().states or []
+            if len(starts) != 1:
+                raise ValueError("a curriculum starts from one real start: give `state: NAME` (not a pool), and "
+                                 "the curriculum adds its own states")
+            if self.eval.states and list(self.eval.states) != starts:
+                raise ValueError(f"a curriculum's evaluation plays the real start {starts[0]}: leave eval.states "
+                                 "out (eval.heldout_states judge other states)")
         return self
+
+    def start_state(self) -> str | None:
+        """The real start of a one-state experiment (what a curriculum and its evaluation start from)."""
+        starts = self.env_spec().states
+        return starts[0] if starts and len(starts) == 1 else None
 
     def env_spec(self) -> EnvSpec:
         """The env factory's spec for training."""

@@ -18,6 +18,15 @@ import stable_retro.data as rdata
 from wrappers import roms
 from wrappers.action import MaskSequence
 
+#: Start states put in a pool with :meth:`RetroGame.set_pool` (a curriculum's) carry this prefix in their
+#: names, so an episode's ``state`` says whether it started from the level's own start or from one of them.
+ADDED_PREFIX = "curriculum-"
+
+
+def is_added_state(name: str | None) -> bool:
+    """Whether a start state's name is one :meth:`RetroGame.set_pool` added (not a configured start)."""
+    return bool(name) and name.startswith(ADDED_PREFIX)
+
 
 class RetroGame(gym.Wrapper):
     """Frame skip (with max-pool and sticky actions), a start-state pool and no-op starts on a RetroEnv.
@@ -69,12 +78,10 @@ class RetroGame(gym.Wrapper):
         self._states: dict[str, bytes] = {}
         for name in states or []:
             self._states[name] = _read_state(self.retro.gamename, name)
+        self._configured = (dict(self._states), list(state_weights) if state_weights else None)
         self.state_name = next(iter(self._states), self.retro.statename)
-        self._base = np.asarray(state_weights if state_weights else [1.0] * len(self._states), float)
-        self._p = self._base / self._base.sum() if state_weights else None
-        self.failure_weighting = failure_weighting and len(self._states) > 1
-        self._episodes = np.zeros(len(self._states))
-        self._failures = np.zeros(len(self._states))
+        self._failure_weighting = failure_weighting
+        self._set_weights(state_weights)
         self._prev_mask = np.zeros(self.n_buttons, np.uint8)
         self._zero = np.zeros(self.n_buttons, np.uint8)
         self._mask_cache: dict[bytes, np.ndarray] = {}
@@ -124,9 +131,49 @@ class RetroGame(gym.Wrapper):
         info = {"state": self.state_name}
         return obs, info
 
+    def _set_weights(self, weights: list[float] | None) -> None:
+        n = len(self._states)
+        self._base = np.asarray(weights if weights else [1.0] * n, float)
+        self._p = self._base / self._base.sum() if weights else None
+        self.failure_weighting = self._failure_weighting and n > 1
+        self._episodes = np.zeros(n)
+        self._failures = np.zeros(n)
+
+    def set_pool(self, extra: dict[str, bytes] | None, weights: dict[str, float] | None = None) -> None:
+        """Put ``extra`` start states (raw emulator states by name) in the pool beside the configured ones,
+        drawn with ``weights`` by name (a name left out: weight 0; None: uniform). ``set_pool(None)`` restores
+        the configured pool. A curriculum calls this as it moves; failure counts start again with each pool.
+        """
+        configured, base = self._configured
+        if not configured and extra:  # the game's default state joins the pool under its own name
+            name = self.retro.statename.removesuffix(".state") if self.retro.statename else "default"
+            configured = {name: self.retro.initial_state}
+            self._configured = (configured, None)
+        unnamed = [name for name in extra or {} if not is_added_state(name)]
+        if unnamed:
+            raise ValueError(f"added start states are named {ADDED_PREFIX}*, got {unnamed}")
+        self._states = {**configured, **(extra or {})}
+        if weights is None and not extra:
+            self._set_weights(base)
+            return
+        if weights is not None:
+            unknown = set(weights) - set(self._states)
+            if unknown:
+                raise ValueError(f"weights for states not in the pool: {sorted(unknown)}")
+            w = [float(weights.get(name, 0.0)) for name in self._states]
+            if sum(w) <= 0 or min(w) < 0:
+                raise ValueError(f"pool weights must be >= 0 with a positive sum, got {weights}")
+        else:
+            w = [1.0] * len(self._states)
+        self._set_weights(w)
+
+    def emulator_state(self) -> bytes:
+        """The emulator's state now, as stable-retro's savestates hold it (uncompressed)."""
+        return self.retro.em.get_state()
+
     def note_outcome(self, success: bool) -> None:
         """An episode from the current start state ended (successfully or not): reweigh the pool."""
-        if not self.failure_weighting:
+        if not self.failure_weighting or self.state_name not in self._states:
             return
         i = list(self._states).index(self.state_name)
         self._episodes[i] += 1

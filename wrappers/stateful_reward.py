@@ -52,6 +52,11 @@ class ProfileReward(gym.Wrapper):
         info.update(progress=0.0, success=False, target=self.tracker.target(v))
         return obs, info
 
+    def snapshot(self) -> tuple[bytes, float]:
+        """The emulator's state now and the episode's progress so far: a start state cut mid-episode, with
+        where it stands along the episode (a curriculum's states are placed by it)."""
+        return self.env.unwrapped.em.get_state(), self.tracker.best_progress - self.tracker.start_progress
+
     def step(self, action):
         """Step, evaluate the profile on the RAM at the end of the window, and play out a fight's pause."""
         obs, self._inner_reward, self._inner_done, truncated, info = self.env.step(action)
