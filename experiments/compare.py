@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import stats
-from experiments.run import find_runs, read_history, read_meta, read_scalars
+from experiments.run import find_runs, flatten, read_history, read_meta, read_scalars
 
 #: Resampling settings: fixed, so a report's intervals are the same every time it is made.
 BOOTSTRAP_REPS = 2000
@@ -51,16 +51,6 @@ def value_at(frames: np.ndarray, values: np.ndarray, at: float, window: float | 
     return float(values[idx]) if idx >= 0 else None
 
 
-def _flat(d, prefix: str = "") -> dict:
-    out = {}
-    for k, v in (d or {}).items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _config(run: Path) -> dict:
     import yaml
 
@@ -70,6 +60,13 @@ def _config(run: Path) -> dict:
         data = {}
     data.pop("seeds", None)
     return data
+
+
+def differing(flats: list[dict]) -> list[str]:
+    """The settings (dotted keys of :func:`experiments.run.flatten`) not the same in all of ``flats``, sorted;
+    a missing key counts as null (a run from before a setting existed is not set apart by it)."""
+    keys = sorted(set().union(*flats)) if flats else []
+    return [k for k in keys if len({json.dumps(f.get(k, "null")) for f in flats}) > 1]
 
 
 @dataclass
@@ -106,16 +103,15 @@ def group_runs(paths) -> list[Group]:
         groups.setdefault(key, Group(key=key, config=cfg)).runs.append({"run": run, "meta": meta,
                                                                          "seed": meta.get("seed")})
     out = list(groups.values())
-    flats = [_flat(g.config) for g in out]
-    keys = sorted(set().union(*flats)) if flats else []
-    varying = [k for k in keys if k != "description" and len({json.dumps(f.get(k), default=str) for f in flats}) > 1]
+    flats = [flatten(g.config) for g in out]
+    varying = [k for k in differing(flats) if k != "description"]
+    names = [g.config.get("name") for g in out]
     for g, f in zip(out, flats):
-        g.differs = {k: f.get(k) for k in varying if k not in ("name",)}
-        name = f"{g.config.get('name', '?')} ({g.algo})"
-        names = [x.config.get("name") for x in out]
-        extra = [f"{k}={f.get(k)}" for k in g.differs if k != "agent.algo"] if names.count(g.config.get("name")) > 1 \
-            else []
-        g.label = name + (f" [{', '.join(extra)}]" if extra else "")
+        g.differs = {k: f.get(k) for k in varying if k != "name"}
+        # the experiment name says enough unless several groups share it
+        extra = [f"{k}={v}" for k, v in g.differs.items() if k != "agent.algo"] \
+            if names.count(g.config.get("name")) > 1 else []
+        g.label = f"{g.config.get('name', '?')} ({g.algo})" + (f" [{', '.join(extra)}]" if extra else "")
     return sorted(out, key=lambda g: g.label)
 
 
@@ -258,6 +254,10 @@ def fmt_ci(ci) -> str:
     return "-" if not ci else f"[{fmt(ci[0])}, {fmt(ci[1])}]"
 
 
+def _cell(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
 def _img(path: Path) -> str:
     data = base64.b64encode(Path(path).read_bytes()).decode()
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(Path(path).name)}">'
@@ -281,12 +281,12 @@ def html_report(result: dict, path: str | Path, title: str | None = None) -> Pat
     pairs = "".join(f"<tr><td>{esc(p['a'])}</td><td>{esc(p['b'])}</td><td><b>{p['p_a_better']:.2f}</b></td>"
                     f"<td>[{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]</td></tr>" for p in result["pairs"])
     groups = result["_groups"]
-    flats = [_flat(g.config) for g in groups]
+    flats = [flatten(g.config) for g in groups]
     keys = sorted(set().union(*flats)) if flats else []
-    differ = {k for k in keys if len({json.dumps(f.get(k), default=str) for f in flats}) > 1}
+    differ = set(differing(flats))
     cfg_rows = "".join(
         f"<tr{' class=diff' if k in differ else ''}><td>{esc(k)}</td>"
-        + "".join(f"<td>{esc(json.dumps(f.get(k), default=str))}</td>" for f in flats) + "</tr>" for k in keys)
+        + "".join(f"<td>{esc(_cell(f.get(k, 'null')))}</td>" for f in flats) + "</tr>" for k in keys)
     links = []
     for g in groups:
         for r in g.runs:
