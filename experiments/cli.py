@@ -10,7 +10,7 @@
     retrodojo evaluate RUN_DIR [--checkpoint final|best|latest|FRAMES] [--state S...] [--episodes N]
                        [--stochastic] [--video] [--bk2] [--json]
     retrodojo replay FILE.bk2 [--video OUT.mp4] [--scale 2]
-    retrodojo compare RUN_OR_DIR... [--plot PNG] [--json]
+    retrodojo compare RUN_OR_DIR... [--baseline random=FILE.json|reference=RUN_OR_DIR] [--plot PNG] [--json]
     retrodojo demo [--minutes 5]      NEAT on SMB 1-1 for a few minutes, then the champion on video
 """
 
@@ -353,17 +353,29 @@ def cmd_replay(args) -> int:
 
 # --------------------------------------------------------------------------- compare
 
+#: How a user states compare's baselines (here, not in experiments.compare: --help must not import torch).
+BASELINE_HELP = (
+    "A task is a game and its set of start states; groups of runs that differ only in their task are one "
+    "method, aggregated over its tasks, which needs each task's scores on one scale: state a baseline per "
+    "task, random=FILE.json, a random policy's evaluation (scripts/random_policy.py EXPERIMENT --json > "
+    "FILE.json, which records its game and states), or reference=RUN_OR_DIR, runs whose mean at --at is the "
+    "yardstick (a folder may hold runs of several tasks). A score becomes score / baseline (1: as good as the "
+    "baseline); with both a random policy and a reference for a task, (score - random) / (reference - random) "
+    "(0: random, 1: the reference). Repeat --baseline for more tasks.")
+
 
 def cmd_compare(args) -> int:
     """Groups of runs (same config but the seed) on one metric at one frame count: mean, std, IQM with a
-    bootstrap interval, probability of improvement per pair; curves as a PNG, or one HTML page."""
+    bootstrap interval, probability of improvement per pair of one task; across tasks, per method on scores
+    normalised against a stated baseline; curves as a PNG, or one HTML page."""
+    from experiments import stats
     from experiments.compare import compare, fmt, fmt_ci, html_report, plot, profile_plot
     from experiments.errors import UserError
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UserError(f"{', '.join(missing)}: no such folder. Give run folders or folders holding runs.")
-    result = compare(args.paths, metric=args.metric, at=args.at, window=args.window)
+    result = compare(args.paths, metric=args.metric, at=args.at, window=args.window, baselines=args.baseline)
     if not result["groups"]:
         raise UserError(f"no runs under {', '.join(args.paths)} (run folders hold meta.json and config.yaml)")
     if not any(g["values"] for g in result["groups"]):
@@ -379,27 +391,69 @@ def cmd_compare(args) -> int:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2, default=str))
         return 0
     over = f" (mean over the last {result['window']:,.0f})" if result["window"] else ""
-    table = Table(title=f"{result['metric']} at {result['at_frames']:,.0f} frames{over}", title_justify="left")
-    for col in ("group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"):
-        table.add_column(col)
-    for g in result["groups"]:
-        fs = ", ".join(f"{f['frames']:,}" if f else "-" for f in g["first_success"])
-        table.add_row(g["group"], str(g["n"]), fmt(g["mean"]), fmt(g["std"]), fmt(g["iqm"]), fmt_ci(g["iqm_ci"]),
-                      ", ".join(fmt(v) for v in g["values"]), fs)
-    console.print(table)
+    tasks = result["tasks"] or [None]
+    for task in tasks:  # one table per task: figures of different tasks are not on one scale
+        rows = [g for g in result["groups"] if task is None or g["task"] == task]
+        on = f"{task}: " if len(tasks) > 1 else ""
+        table = Table(title=f"{on}{result['metric']} at {result['at_frames']:,.0f} frames{over}",
+                      title_justify="left")
+        for col in ("group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"):
+            table.add_column(col)
+        for g in rows:
+            fs = ", ".join(f"{f['frames']:,}" if f else "-" for f in g["first_success"])
+            table.add_row(g["group"], str(g["n"]), fmt(g["mean"]), fmt(g["std"]), fmt(g["iqm"]),
+                          fmt_ci(g["iqm_ci"], g["interval"]), ", ".join(fmt(v) for v in g["values"]), fs)
+        console.print(table)
     if result["pairs"]:
-        pairs = Table(title="probability that a run of A beats a run of B", title_justify="left")
-        for col in ("A", "B", "P(A > B)", "95% CI"):
+        several = len(tasks) > 1
+        pairs = Table(title="probability that a run of A beats a run of B (groups of one task)", title_justify="left")
+        for col in ("A", "B", *(["task"] if several else []), "P(A > B)", "95% CI"):
             pairs.add_column(col)
         for p in result["pairs"]:
-            pairs.add_row(p["a"], p["b"], f"{p['p_a_better']:.2f}", fmt_ci(p["ci"]))
+            pairs.add_row(p["a"], p["b"], *([p["task"]] if several else []), f"{p['p_a_better']:.2f}",
+                          fmt_ci(p["ci"], p["interval"]))
         console.print(pairs)
-    if any(g["n"] < 3 for g in result["groups"]):
-        console.print("Few seeds: with fewer than 3 runs a group's interval is wide or (1 run) a single point.")
+    if result["methods"]:
+        _print_across_tasks(result)
+    elif args.baseline:
+        console.print("--baseline is used only to aggregate across tasks, and no method here played several.")
+    if any(0 < g["n"] < stats.MIN_RUNS for g in result["groups"]):
+        console.print(f"Few seeds: a group of fewer than {stats.MIN_RUNS} runs gets no interval (a bootstrap of one "
+                      "or two values says nothing about the spread).")
     for out in (args.plot, profile, args.html):
         if out:
             console.print(f"written: [bold]{out}[/]", soft_wrap=True)
     return 0
+
+
+def _print_across_tasks(result: dict) -> None:
+    """The methods' normalised figures across tasks, the baselines they are normalised against, and the pairs."""
+    from experiments.compare import fmt, fmt_ci
+
+    base = Table(title="baselines: a score is normalised to (score - zero) / (unit - zero)", title_justify="left")
+    for col in ("task", "zero", "unit"):
+        base.add_column(col)
+    for task in result["tasks"]:
+        b = result["baselines"][task]
+        base.add_row(task, f"{fmt(b['zero'])} ({b['zero_from']})", f"{fmt(b['unit'])} ({b['unit_from']})")
+    console.print(base)
+    table = Table(title=f"{result['metric']} normalised per task, across tasks (stratified bootstrap)",
+                  title_justify="left")
+    for col in ("method", "tasks", "runs", "mean", "IQM", "95% CI"):
+        table.add_column(col)
+    for m in result["methods"]:
+        table.add_row(m["method"], ", ".join(m["tasks"]), str(sum(m["n"].values())), fmt(m["mean"]),
+                      fmt(m["iqm"]), fmt_ci(m["iqm_ci"], m["interval"]))
+    console.print(table)
+    if result["method_pairs"]:
+        pairs = Table(title="probability that a run of A beats a run of B, averaged over their tasks",
+                      title_justify="left")
+        for col in ("A", "B", "tasks", "P(A > B)", "95% CI"):
+            pairs.add_column(col)
+        for p in result["method_pairs"]:
+            pairs.add_row(p["a"], p["b"], ", ".join(p["tasks"]), f"{p['p_a_better']:.2f}",
+                          fmt_ci(p["ci"], p["interval"]))
+        console.print(pairs)
 
 
 def _fmt(v) -> str:
@@ -571,6 +625,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--title", default=None)
     cmp.add_argument("--html", default=None, metavar="REPORT.html",
                      help="one self-contained page: table, intervals, curves, configs side by side, videos")
+    cmp.add_argument("--baseline", action="append", default=None, metavar="random=FILE.json|reference=RUN_OR_DIR",
+                     help=BASELINE_HELP)
     cmp.add_argument("--json", action="store_true")
     cmp.set_defaults(func=cmd_compare)
 
