@@ -251,7 +251,7 @@ def cmd_evaluate(args) -> int:
     """Play a saved policy on any states of its game; report per state and overall; results.json, mp4, bk2."""
     import agents.base as agents
     from experiments.errors import UserError
-    from experiments.evaluate import Evaluator, describe
+    from experiments.evaluate import Evaluator, results, save_results
     from wrappers import roms
     from wrappers.settings import state_problems
 
@@ -291,24 +291,14 @@ def cmd_evaluate(args) -> int:
         result = ev.run(agent.policy(), video=video, on_episode=show, bk2_dir=bk2_dir)
     finally:
         ev.close()
-    # A greedy policy on an env without randomness plays one episode per state, however often it is asked.
-    fixed = deterministic and env_spec.sticky_prob == 0 and env_spec.noop_max == 0
-    keep = ("r", "progress", "success", "frames", "reason", "state", "terms", "metrics", "actions", "bk2")
-    eps = result["episodes"]
-    per_state = {st: describe([e for e in eps if e["state"] == st], fixed) for st in dict.fromkeys(
-        e["state"] for e in eps)}
-    out = {"run": str(path), "agent": str(agent_dir), "checkpoint": args.checkpoint, "algo": agent.algo,
-           "deterministic": fixed, "states": states,
-           "episodes": [{("return" if k == "r" else k): e.get(k) for k in keep} for e in eps],
-           "per_state": per_state, "overall": describe(eps, fixed), "mean": result["mean"],
-           "video": str(video) if video else None, "bk2": str(bk2_dir) if bk2_dir else None}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(out, indent=2))
+    out = results(result["episodes"], result["mean"], env_spec, deterministic, run=path, agent=agent_dir,
+                  checkpoint=args.checkpoint, algo=agent.algo, states=states, video=video, bk2=bk2_dir)
+    saved = save_results(out, out_dir)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     _print_eval_table(out)
-    console.print(f"results: [bold]{out_dir / 'results.json'}[/]", soft_wrap=True)
+    console.print(f"results: [bold]{saved}[/]", soft_wrap=True)
     if video:
         console.print(f"video: [bold]{video.resolve()}[/]", soft_wrap=True)
     if bk2_dir:

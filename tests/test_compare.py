@@ -1,12 +1,13 @@
 """compare on run folders written by hand (no training): one task as before, several tasks as the strata of
 one bootstrap on scores normalised against a stated baseline, pairs only within a task, no interval under
-three seeds, the sample std, best up to --at; the shared settings flattener."""
+three seeds, the sample std, best up to --at; the shared settings flattener; evaluate's results record."""
 
 from __future__ import annotations
 
 import io
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -236,3 +237,29 @@ def test_one_flattener_for_compare_and_tensorboard():
 
     assert not hasattr(compare, "_flat")
     assert methods([]) == []
+
+
+# --------------------------------------------------------------------------- evaluate's record
+
+
+def test_evaluate_results_are_built_in_evaluate_not_the_cli(tmp_path):
+    from experiments.evaluate import results, save_results
+
+    def ep(state, r, progress):
+        return {"r": r, "progress": progress, "success": False, "frames": 100, "reason": "dying",
+                "state": state, "metrics": {}, "internal": "dropped"}
+
+    eps = [ep("Level1-1", 10, 100), ep("Level1-1", 10, 100), ep("Level4-1", 3, 30), ep("Level4-1", 5, 50)]
+    greedy_fixed = SimpleNamespace(sticky_prob=0.0, noop_max=0)
+    out = results(eps, {"return": 7.0}, greedy_fixed, True, run=tmp_path, agent=tmp_path / "final",
+                  checkpoint="final", algo="neat", states=["Level1-1", "Level4-1"])
+    assert out["deterministic"] and list(out["per_state"]) == ["Level1-1", "Level4-1"]
+    assert out["per_state"]["Level1-1"]["distinct"] == 1 and out["per_state"]["Level4-1"]["return"]["max"] == 5
+    assert out["overall"]["episodes"] == 4 and out["mean"] == {"return": 7.0}
+    assert out["episodes"][0]["return"] == 10 and "r" not in out["episodes"][0] and "internal" not in out["episodes"][0]
+    assert out["run"] == str(tmp_path) and out["video"] is None
+    sticky = SimpleNamespace(sticky_prob=0.25, noop_max=0)
+    assert not results(eps, {}, sticky, True, run="r", agent="a", checkpoint="best", algo="ppo",
+                       states=None)["deterministic"]
+    path = save_results(out, tmp_path / "eval")
+    assert path == tmp_path / "eval" / "results.json" and json.loads(path.read_text()) == out
