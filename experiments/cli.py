@@ -10,7 +10,7 @@
     retrodojo evaluate RUN_DIR [--checkpoint final|best|latest|FRAMES] [--state S...] [--episodes N]
                        [--stochastic] [--video] [--bk2] [--json]
     retrodojo replay FILE.bk2 [--video OUT.mp4] [--scale 2]
-    retrodojo compare RUN_OR_DIR... [--plot PNG] [--json]
+    retrodojo compare RUN_OR_DIR... [--baseline random=FILE.json|reference=RUN_OR_DIR] [--plot PNG] [--json]
     retrodojo demo [--minutes 5]      NEAT on SMB 1-1 for a few minutes, then the champion on video
 """
 
@@ -251,7 +251,7 @@ def cmd_evaluate(args) -> int:
     """Play a saved policy on any states of its game; report per state and overall; results.json, mp4, bk2."""
     import agents.base as agents
     from experiments.errors import UserError
-    from experiments.evaluate import Evaluator, describe
+    from experiments.evaluate import Evaluator, results, save_results
     from wrappers import roms
     from wrappers.settings import state_problems
 
@@ -291,24 +291,14 @@ def cmd_evaluate(args) -> int:
         result = ev.run(agent.policy(), video=video, on_episode=show, bk2_dir=bk2_dir)
     finally:
         ev.close()
-    # A greedy policy on an env without randomness plays one episode per state, however often it is asked.
-    fixed = deterministic and env_spec.sticky_prob == 0 and env_spec.noop_max == 0
-    keep = ("r", "progress", "success", "frames", "reason", "state", "terms", "metrics", "actions", "bk2")
-    eps = result["episodes"]
-    per_state = {st: describe([e for e in eps if e["state"] == st], fixed) for st in dict.fromkeys(
-        e["state"] for e in eps)}
-    out = {"run": str(path), "agent": str(agent_dir), "checkpoint": args.checkpoint, "algo": agent.algo,
-           "deterministic": fixed, "states": states,
-           "episodes": [{("return" if k == "r" else k): e.get(k) for k in keep} for e in eps],
-           "per_state": per_state, "overall": describe(eps, fixed), "mean": result["mean"],
-           "video": str(video) if video else None, "bk2": str(bk2_dir) if bk2_dir else None}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(out, indent=2))
+    out = results(result["episodes"], result["mean"], env_spec, deterministic, run=path, agent=agent_dir,
+                  checkpoint=args.checkpoint, algo=agent.algo, states=states, video=video, bk2=bk2_dir)
+    saved = save_results(out, out_dir)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     _print_eval_table(out)
-    console.print(f"results: [bold]{out_dir / 'results.json'}[/]", soft_wrap=True)
+    console.print(f"results: [bold]{saved}[/]", soft_wrap=True)
     if video:
         console.print(f"video: [bold]{video.resolve()}[/]", soft_wrap=True)
     if bk2_dir:
@@ -353,17 +343,29 @@ def cmd_replay(args) -> int:
 
 # --------------------------------------------------------------------------- compare
 
+#: How a user states compare's baselines (here, not in experiments.compare: --help must not import torch).
+BASELINE_HELP = (
+    "A task is a game and its set of start states; groups of runs that differ only in their task are one "
+    "method, aggregated over its tasks, which needs each task's scores on one scale: state a baseline per "
+    "task, random=FILE.json, a random policy's evaluation (scripts/random_policy.py EXPERIMENT --json > "
+    "FILE.json, which records its game and states), or reference=RUN_OR_DIR, runs whose mean at --at is the "
+    "yardstick (a folder may hold runs of several tasks). A score becomes score / baseline (1: as good as the "
+    "baseline); with both a random policy and a reference for a task, (score - random) / (reference - random) "
+    "(0: random, 1: the reference). Repeat --baseline for more tasks.")
+
 
 def cmd_compare(args) -> int:
     """Groups of runs (same config but the seed) on one metric at one frame count: mean, std, IQM with a
-    bootstrap interval, probability of improvement per pair; curves as a PNG, or one HTML page."""
+    bootstrap interval, probability of improvement per pair of one task; across tasks, per method on scores
+    normalised against a stated baseline; curves as a PNG, or one HTML page."""
+    from experiments import stats
     from experiments.compare import compare, fmt, fmt_ci, html_report, plot, profile_plot
     from experiments.errors import UserError
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UserError(f"{', '.join(missing)}: no such folder. Give run folders or folders holding runs.")
-    result = compare(args.paths, metric=args.metric, at=args.at, window=args.window)
+    result = compare(args.paths, metric=args.metric, at=args.at, window=args.window, baselines=args.baseline)
     if not result["groups"]:
         raise UserError(f"no runs under {', '.join(args.paths)} (run folders hold meta.json and config.yaml)")
     if not any(g["values"] for g in result["groups"]):
@@ -379,27 +381,69 @@ def cmd_compare(args) -> int:
         print(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2, default=str))
         return 0
     over = f" (mean over the last {result['window']:,.0f})" if result["window"] else ""
-    table = Table(title=f"{result['metric']} at {result['at_frames']:,.0f} frames{over}", title_justify="left")
-    for col in ("group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"):
-        table.add_column(col)
-    for g in result["groups"]:
-        fs = ", ".join(f"{f['frames']:,}" if f else "-" for f in g["first_success"])
-        table.add_row(g["group"], str(g["n"]), fmt(g["mean"]), fmt(g["std"]), fmt(g["iqm"]), fmt_ci(g["iqm_ci"]),
-                      ", ".join(fmt(v) for v in g["values"]), fs)
-    console.print(table)
+    tasks = result["tasks"] or [None]
+    for task in tasks:  # one table per task: figures of different tasks are not on one scale
+        rows = [g for g in result["groups"] if task is None or g["task"] == task]
+        on = f"{task}: " if len(tasks) > 1 else ""
+        table = Table(title=f"{on}{result['metric']} at {result['at_frames']:,.0f} frames{over}",
+                      title_justify="left")
+        for col in ("group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"):
+            table.add_column(col)
+        for g in rows:
+            fs = ", ".join(f"{f['frames']:,}" if f else "-" for f in g["first_success"])
+            table.add_row(g["group"], str(g["n"]), fmt(g["mean"]), fmt(g["std"]), fmt(g["iqm"]),
+                          fmt_ci(g["iqm_ci"], g["interval"]), ", ".join(fmt(v) for v in g["values"]), fs)
+        console.print(table)
     if result["pairs"]:
-        pairs = Table(title="probability that a run of A beats a run of B", title_justify="left")
-        for col in ("A", "B", "P(A > B)", "95% CI"):
+        several = len(tasks) > 1
+        pairs = Table(title="probability that a run of A beats a run of B (groups of one task)", title_justify="left")
+        for col in ("A", "B", *(["task"] if several else []), "P(A > B)", "95% CI"):
             pairs.add_column(col)
         for p in result["pairs"]:
-            pairs.add_row(p["a"], p["b"], f"{p['p_a_better']:.2f}", fmt_ci(p["ci"]))
+            pairs.add_row(p["a"], p["b"], *([p["task"]] if several else []), f"{p['p_a_better']:.2f}",
+                          fmt_ci(p["ci"], p["interval"]))
         console.print(pairs)
-    if any(g["n"] < 3 for g in result["groups"]):
-        console.print("Few seeds: with fewer than 3 runs a group's interval is wide or (1 run) a single point.")
+    if result["methods"]:
+        _print_across_tasks(result)
+    elif args.baseline:
+        console.print("--baseline is used only to aggregate across tasks, and no method here played several.")
+    if any(0 < g["n"] < stats.MIN_RUNS for g in result["groups"]):
+        console.print(f"Few seeds: a group of fewer than {stats.MIN_RUNS} runs gets no interval (a bootstrap of one "
+                      "or two values says nothing about the spread).")
     for out in (args.plot, profile, args.html):
         if out:
             console.print(f"written: [bold]{out}[/]", soft_wrap=True)
     return 0
+
+
+def _print_across_tasks(result: dict) -> None:
+    """The methods' normalised figures across tasks, the baselines they are normalised against, and the pairs."""
+    from experiments.compare import fmt, fmt_ci
+
+    base = Table(title="baselines: a score is normalised to (score - zero) / (unit - zero)", title_justify="left")
+    for col in ("task", "zero", "unit"):
+        base.add_column(col)
+    for task in result["tasks"]:
+        b = result["baselines"][task]
+        base.add_row(task, f"{fmt(b['zero'])} ({b['zero_from']})", f"{fmt(b['unit'])} ({b['unit_from']})")
+    console.print(base)
+    table = Table(title=f"{result['metric']} normalised per task, across tasks (stratified bootstrap)",
+                  title_justify="left")
+    for col in ("method", "tasks", "runs", "mean", "IQM", "95% CI"):
+        table.add_column(col)
+    for m in result["methods"]:
+        table.add_row(m["method"], ", ".join(m["tasks"]), str(sum(m["n"].values())), fmt(m["mean"]),
+                      fmt(m["iqm"]), fmt_ci(m["iqm_ci"], m["interval"]))
+    console.print(table)
+    if result["method_pairs"]:
+        pairs = Table(title="probability that a run of A beats a run of B, averaged over their tasks",
+                      title_justify="left")
+        for col in ("A", "B", "tasks", "P(A > B)", "95% CI"):
+            pairs.add_column(col)
+        for p in result["method_pairs"]:
+            pairs.add_row(p["a"], p["b"], ", ".join(p["tasks"]), f"{p['p_a_better']:.2f}",
+                          fmt_ci(p["ci"], p["interval"]))
+        console.print(pairs)
 
 
 def _fmt(v) -> str:
@@ -571,6 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--title", default=None)
     cmp.add_argument("--html", default=None, metavar="REPORT.html",
                      help="one self-contained page: table, intervals, curves, configs side by side, videos")
+    cmp.add_argument("--baseline", action="append", default=None, metavar="random=FILE.json|reference=RUN_OR_DIR",
+                     help=BASELINE_HELP)
     cmp.add_argument("--json", action="store_true")
     cmp.set_defaults(func=cmd_compare)
 

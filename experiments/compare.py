@@ -4,10 +4,18 @@ Runs are grouped by their resolved config (``config.yaml``) minus the seed: two 
 only if everything else is the same. Where the groups given together differ, each group is labelled by the
 settings that make it different (``state=Level4-1``) instead of being pooled.
 
-For the chosen metric at one frame count (the last value logged at or before it, or the mean over a
-window), each group gets mean, std, n, the interquartile mean with a 95% stratified-bootstrap confidence
-interval, and each pair of groups the probability of improvement with its interval (:mod:`experiments.stats`).
-Curves are the mean over seeds with a bootstrap band; with several games, a performance profile per algo.
+Each group plays one **task**: a game and its set of start states. For the chosen metric at one frame count
+(the last value logged at or before it, or the mean over a window), each group gets mean, sample std, n and
+the interquartile mean with a 95% stratified-bootstrap confidence interval (none under 3 seeds), and each
+pair of groups *of one task* the probability of improvement with its interval (:mod:`experiments.stats`).
+
+When runs of several tasks are given, groups that differ only in their task are one **method**
+(:func:`methods`). A method's runs on all its tasks are the tasks of one stratified bootstrap, as rliable
+does, after each task's scores are normalised against a baseline the user states (:func:`load_baselines`):
+raw scores of different games are not on one scale. Methods that played the same tasks get a probability
+of improvement averaged over them, which needs no baseline (it only ranks runs within each task).
+
+Curves are the mean over seeds with a bootstrap band; across tasks, a performance profile per method.
 ``eval/*`` metrics come from each run's ``eval/history.jsonl``; any other TensorBoard tag from ``tb/``.
 """
 
@@ -22,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from experiments import stats
-from experiments.run import find_runs, read_history, read_meta, read_scalars
+from experiments.errors import UserError
+from experiments.run import find_runs, flatten, read_history, read_meta, read_scalars
 
 #: Resampling settings: fixed, so a report's intervals are the same every time it is made.
 BOOTSTRAP_REPS = 2000
@@ -51,16 +60,6 @@ def value_at(frames: np.ndarray, values: np.ndarray, at: float, window: float | 
     return float(values[idx]) if idx >= 0 else None
 
 
-def _flat(d, prefix: str = "") -> dict:
-    out = {}
-    for k, v in (d or {}).items():
-        if isinstance(v, dict) and v:
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _config(run: Path) -> dict:
     import yaml
 
@@ -70,6 +69,23 @@ def _config(run: Path) -> dict:
         data = {}
     data.pop("seeds", None)
     return data
+
+
+def task_of(config: dict) -> str:
+    """The task a resolved config plays: its game and set of start states, e.g. ``SuperMarioBros-Nes:Level1-1``
+    (several states joined by ``+``, sorted; ``default`` for the game's own start state)."""
+    states = config.get("states") or config.get("state")
+    if not isinstance(states, (dict, list)):  # a dict weighs its states: the weights are training, not the task
+        states = [states] if states else ["default"]
+    names = sorted(map(str, states))
+    return f"{config.get('game')}:{'+'.join(names)}"
+
+
+def differing(flats: list[dict]) -> list[str]:
+    """The settings (dotted keys of :func:`experiments.run.flatten`) not the same in all of ``flats``, sorted;
+    a missing key counts as null (a run from before a setting existed is not set apart by it)."""
+    keys = sorted(set().union(*flats)) if flats else []
+    return [k for k in keys if len({json.dumps(f.get(k, "null")) for f in flats}) > 1]
 
 
 @dataclass
@@ -83,9 +99,9 @@ class Group:
     differs: dict = field(default_factory=dict)
 
     @property
-    def game(self) -> str:
-        """The game and start state(s) the group played."""
-        return f"{self.config.get('game')}:{self.config.get('state') or self.config.get('states')}"
+    def task(self) -> str:
+        """The game and start state(s) the group played (:func:`task_of`)."""
+        return task_of(self.config)
 
     @property
     def algo(self) -> str:
@@ -106,24 +122,179 @@ def group_runs(paths) -> list[Group]:
         groups.setdefault(key, Group(key=key, config=cfg)).runs.append({"run": run, "meta": meta,
                                                                          "seed": meta.get("seed")})
     out = list(groups.values())
-    flats = [_flat(g.config) for g in out]
-    keys = sorted(set().union(*flats)) if flats else []
-    varying = [k for k in keys if k != "description" and len({json.dumps(f.get(k), default=str) for f in flats}) > 1]
+    flats = [flatten(g.config) for g in out]
+    varying = [k for k in differing(flats) if k != "description"]
+    names = [g.config.get("name") for g in out]
     for g, f in zip(out, flats):
-        g.differs = {k: f.get(k) for k in varying if k not in ("name",)}
-        name = f"{g.config.get('name', '?')} ({g.algo})"
-        names = [x.config.get("name") for x in out]
-        extra = [f"{k}={f.get(k)}" for k in g.differs if k != "agent.algo"] if names.count(g.config.get("name")) > 1 \
-            else []
-        g.label = name + (f" [{', '.join(extra)}]" if extra else "")
+        g.differs = {k: f.get(k) for k in varying if k != "name"}
+        # the experiment name says enough unless several groups share it
+        extra = [f"{k}={v}" for k, v in g.differs.items() if k != "agent.algo"] \
+            if names.count(g.config.get("name")) > 1 else []
+        g.label = f"{g.config.get('name', '?')} ({g.algo})" + (f" [{', '.join(extra)}]" if extra else "")
     return sorted(out, key=lambda g: g.label)
 
 
-def compare(paths, metric: str = "eval/progress", at: float | None = None, window: float | None = None) -> dict:
+@dataclass
+class Method:
+    """Groups that differ only in their task: one way of learning, played on one task or several."""
+
+    label: str
+    algo: str
+    groups: dict[str, Group]  # task -> the group that played it
+
+
+def methods(groups: list[Group]) -> list[Method]:
+    """Groups joined across tasks: two groups are one method when they agree on every setting that tells two
+    groups of one task apart, and on the algorithm. Settings that change only with the task (the game's
+    profile, its action set, the experiment name) go with the task; the name and description count only
+    where nothing else tells two groups of a task apart."""
+    flats = [flatten(g.config) for g in groups]
+    by_task: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        by_task.setdefault(g.task, []).append(i)
+    inside = {k for idx in by_task.values() for k in differing([flats[i] for i in idx])}
+    keys = sorted((inside | {"agent.algo"}) - {"name", "description"})
+    for extra in ([], ["name"], ["name", "description"]):
+        ids = [json.dumps([f.get(k, "null") for k in keys + extra]) for f in flats]
+        if all(len({ids[i] for i in idx}) == len(idx) for idx in by_task.values()):
+            keys = keys + extra
+            break
+    else:  # groups of one task that differ only in how a setting was written: each its own method
+        ids = [g.key for g in groups]
+    joined: dict[str, list[int]] = {}
+    for i, ident in enumerate(ids):
+        joined.setdefault(ident, []).append(i)
+    out = []
+    # a method is labelled by its algorithm, and by what sets it apart where several share that algorithm
+    shown = {ident: {k: flats[idx[0]].get(k, "null") for k in keys} for ident, idx in joined.items()}
+    algos = [groups[idx[0]].algo for idx in joined.values()]
+    for ident, idx in joined.items():
+        algo = groups[idx[0]].algo
+        same_algo = [shown[j] for j, a in zip(joined, algos) if a == algo]
+        extra = [f"{k}={shown[ident][k]}" for k in differing(same_algo) if k != "agent.algo"]
+        label = algo + (f" [{', '.join(extra)}]" if extra else "")
+        out.append(Method(label=label, algo=algo, groups={groups[i].task: groups[i] for i in idx}))
+    return sorted(out, key=lambda m: m.label)
+
+
+def _random_baseline(source: str, metric: str, groups: list[Group]) -> tuple[str, float]:
+    """(task, value) of a random policy's result file for ``metric``."""
+    from wrappers.errors import read_json_file
+
+    fix = "Write one with `.venv/bin/python scripts/random_policy.py EXPERIMENT --json > FILE.json`."
+    data = read_json_file(source, "random-policy result", fix)
+    means = data.get("mean") if isinstance(data, dict) else None
+    if not isinstance(means, dict):
+        raise UserError(f"{source} holds JSON but not a random policy's result (no \"mean\" mapping). {fix}")
+    section, _, key = metric.partition("/")
+    if section != "eval" or not isinstance(means.get(key), (int, float)):
+        have = ", ".join(f"eval/{k}" for k in means) or "none"
+        raise UserError(f"{source} holds a random policy's evaluation means ({have}), not {metric}: for "
+                        f"{metric} state the baseline as runs instead (--baseline reference=RUN_OR_DIR).")
+    if data.get("game"):
+        return task_of(data), float(means[key])
+    # an older file names only its experiment: the task of the compared runs of that name
+    tasks = {g.task for g in groups if g.config.get("name") == data.get("experiment")}
+    if len(tasks) != 1:
+        raise UserError(f"{source} does not say which game and states the random policy played (no \"game\" "
+                        f"in it, and its experiment {data.get('experiment')!r} names "
+                        f"{'no' if not tasks else 'more than one'} task among the compared runs). {fix} "
+                        "The script records the game and states.")
+    return tasks.pop(), float(means[key])
+
+
+def load_baselines(specs: list[str] | None, metric: str, at: float, window: float | None,
+                   groups: list[Group]) -> dict[str, dict]:
+    """Each task's normalisation from ``--baseline`` specs (``random=FILE.json``, ``reference=RUN_OR_DIR``):
+    ``{task: {"zero", "unit", "zero_from", "unit_from"}}``; a score normalises to (score - zero) / (unit - zero).
+
+    With only a random policy or only a reference for a task, that baseline is the unit and the metric's own
+    zero the zero; with both, the random policy is the zero and the reference the unit."""
+    randoms: dict[str, tuple[float, str]] = {}
+    refs: dict[str, list[float]] = {}
+    ref_from: dict[str, set[str]] = {}
+    for spec in specs or []:
+        kind, sep, source = spec.partition("=")
+        if not sep or not source or kind not in ("random", "reference"):
+            raise UserError(f"--baseline {spec}: expected random=FILE.json (a random policy's evaluation) or "
+                            "reference=RUN_OR_DIR (runs whose mean at --at is the yardstick); `retrodojo compare "
+                            "--help` says how each normalises.")
+        if kind == "random":
+            task, value = _random_baseline(source, metric, groups)
+            if task in randoms:
+                raise UserError(f"--baseline random=: {randoms[task][1]} and {source} are both random policies of "
+                                f"{task}; give one per task.")
+            randoms[task] = (value, source)
+            continue
+        if not Path(source).exists():
+            raise UserError(f"--baseline reference={source}: no such folder. Give run folders or folders "
+                            "holding runs.")
+        found = find_runs(source)
+        if not found:
+            raise UserError(f"--baseline reference={source}: no runs there (run folders hold meta.json and "
+                            "config.yaml).")
+        for run in found:
+            value = value_at(*series(run, metric), at, window)
+            if value is not None:  # a reference run without the metric by --at is no yardstick
+                task = task_of(_config(run))
+                refs.setdefault(task, []).append(value)
+                ref_from.setdefault(task, set()).add(source)
+    out = {}
+    for task in sorted(set(randoms) | set(refs)):
+        if task in refs:
+            unit = float(np.mean(refs[task]))
+            unit_from = f"reference: mean of {len(refs[task])} run(s) of {', '.join(sorted(ref_from[task]))}"
+            zero, random_file = randoms.get(task, (0.0, None))
+            zero_from = f"random policy: {random_file}" if random_file else "the metric's zero"
+        else:
+            unit, unit_from = randoms[task][0], f"random policy: {randoms[task][1]}"
+            zero, zero_from = 0.0, "the metric's zero"
+        if not unit > zero:
+            raise UserError(f"the baseline of {task} gives {metric} {unit:g} ({unit_from}), not above its zero "
+                            f"{zero:g} ({zero_from}): scores cannot be measured against it. State a random "
+                            "policy as well (it becomes the zero) or a reference that scores higher.")
+        out[task] = {"zero": float(zero), "unit": unit, "zero_from": zero_from, "unit_from": unit_from}
+    return out
+
+
+def no_interval(n: int) -> str | None:
+    """What a table says instead of an interval for ``n`` runs (None when there are enough for one)."""
+    return f"n={n}: no interval" if n < stats.MIN_RUNS else None
+
+
+def _group_row(g: Group, metric: str, at: float, window: float | None) -> dict:
+    vals = [v for r in g.runs if (v := value_at(r["frames"], r["values"], at, window)) is not None]
+    row = {"group": g.label, "experiment": g.config.get("name"), "algo": g.algo, "task": g.task,
+           "game": g.config.get("game"), "differs": g.differs, "runs": len(g.runs),
+           "seeds": [r["seed"] for r in g.runs], "metric": metric, "at_frames": at, "window": window,
+           "values": vals, "n": len(vals), "first_success": [r["meta"].get("first_success") for r in g.runs],
+           "run_dirs": [str(r["run"]) for r in g.runs]}
+    if not vals:
+        return {**row, "mean": None, "std": None, "iqm": None, "iqm_ci": None, "interval": None, "best": None}
+    point, lo, hi = stats.stratified_bootstrap(vals, stats.iqm, BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED)
+    logged = [r["values"][r["frames"] <= at] for r in g.runs]
+    return {**row, "mean": float(np.mean(vals)),
+            # the sample std: 2 or 3 seeds are a sample of the runs this config could give, not all of them
+            "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+            "iqm": point, "iqm_ci": None if lo is None else [lo, hi], "interval": no_interval(len(vals)),
+            "best": max((float(v.max()) for v in logged if len(v)), default=None)}
+
+
+def _pair(a: str, b: str, x, y, **extra) -> dict:
+    p, lo, hi = stats.probability_of_improvement_ci(x, y, BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED)
+    n = min(stats.fewest_runs(x), stats.fewest_runs(y))
+    return {"a": a, "b": b, **extra, "p_a_better": p, "ci": None if lo is None else [lo, hi],
+            "interval": no_interval(n)}
+
+
+def compare(paths, metric: str = "eval/progress", at: float | None = None, window: float | None = None,
+            baselines: list[str] | None = None) -> dict:
     """Group runs and compare ``metric`` at ``at`` frames (default: the smallest final frame count).
 
     ``window`` averages the values logged in the last ``window`` frames up to ``at`` instead of taking the
     last one: per-episode metrics such as ``train/episode_progress`` are too noisy to read one point.
+    ``baselines`` are ``--baseline`` specs (:func:`load_baselines`); a :class:`UserError` says when runs of
+    several tasks would be aggregated without one for each task.
     """
     groups = group_runs(paths)
     for g in groups:
@@ -131,30 +302,55 @@ def compare(paths, metric: str = "eval/progress", at: float | None = None, windo
             r["frames"], r["values"] = series(r["run"], metric)
     ends = [r["frames"][-1] for g in groups for r in g.runs if len(r["frames"])]
     at = at if at is not None else (min(ends) if ends else 0)
-    rows = []
-    for g in groups:
-        vals = [v for r in g.runs if (v := value_at(r["frames"], r["values"], at, window)) is not None]
-        row = {"group": g.label, "experiment": g.config.get("name"), "algo": g.algo, "game": g.game,
-               "differs": g.differs, "runs": len(g.runs), "seeds": [r["seed"] for r in g.runs],
-               "metric": metric, "at_frames": at, "window": window, "values": vals, "n": len(vals),
-               "first_success": [r["meta"].get("first_success") for r in g.runs],
-               "run_dirs": [str(r["run"]) for r in g.runs]}
-        if vals:
-            point, lo, hi = stats.stratified_bootstrap(vals, stats.iqm, BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED)
-            row.update(mean=float(np.mean(vals)), std=float(np.std(vals)), iqm=point, iqm_ci=[lo, hi],
-                       best=float(max(np.max(r["values"]) for r in g.runs if len(r["values"]))))
-        else:
-            row.update(mean=None, std=None, iqm=None, iqm_ci=None, best=None)
-        rows.append(row)
-    pairs = []
-    for i, a in enumerate(rows):
-        for b in rows[i + 1:]:
-            if a["values"] and b["values"]:
-                p, lo, hi = stats.probability_of_improvement_ci(a["values"], b["values"], BOOTSTRAP_REPS,
-                                                                seed=BOOTSTRAP_SEED)
-                pairs.append({"a": a["group"], "b": b["group"], "p_a_better": p, "ci": [lo, hi]})
-    return {"metric": metric, "at_frames": at, "window": window, "groups": rows, "pairs": pairs,
-            "_groups": groups}
+    rows = [_group_row(g, metric, at, window) for g in groups]
+    # a probability of improvement is only meaningful between runs of one task
+    pairs = [_pair(a["group"], b["group"], a["values"], b["values"], task=a["task"])
+             for i, a in enumerate(rows) for b in rows[i + 1:]
+             if a["task"] == b["task"] and a["values"] and b["values"]]
+    tasks = sorted({r["task"] for r in rows if r["values"]})
+    result = {"metric": metric, "at_frames": at, "window": window, "tasks": tasks, "groups": rows,
+              "pairs": pairs, "baselines": {}, "methods": [], "method_pairs": [], "_groups": groups}
+    base = load_baselines(baselines, metric, at, window, groups) if baselines else {}
+    result["baselines"] = base
+    row_of = {id(g): r for g, r in zip(groups, rows)}
+    joined = [(m, {t: row_of[id(g)] for t, g in m.groups.items() if row_of[id(g)]["values"]})
+              for m in methods(groups)]
+    joined = [(m, per) for m, per in joined if per]
+    if not any(len(per) > 1 for _, per in joined):
+        return result
+    missing = [t for t in tasks if t not in base]
+    if missing:
+        spanning = [m.label for m, per in joined if len(per) > 1]
+        raise UserError(
+            f"these runs play {len(tasks)} tasks ({', '.join(tasks)}) with {' and '.join(spanning)} on more "
+            f"than one of them, so compare aggregates across tasks, which needs each task's {metric} on one "
+            f"scale: raw scores of different games or states are not. State a baseline for "
+            f"{'every task' if len(missing) == len(tasks) else ', '.join(missing)} with --baseline "
+            "random=FILE.json (a random policy's evaluation: .venv/bin/python scripts/random_policy.py "
+            "EXPERIMENT --json > FILE.json) or --baseline reference=RUN_OR_DIR (runs whose mean at --at counts "
+            "as 1), or compare the runs of one task at a time.")
+
+    def normalised(task: str, values) -> np.ndarray:
+        b = base[task]
+        return (np.asarray(values, float) - b["zero"]) / (b["unit"] - b["zero"])
+
+    for m, per in joined:
+        scores = {t: normalised(t, r["values"]) for t, r in per.items()}
+        point, lo, hi = stats.stratified_bootstrap(scores, stats.iqm, BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED)
+        fewest = stats.fewest_runs(scores)
+        result["methods"].append({
+            "method": m.label, "algo": m.algo, "tasks": list(per), "groups": [r["group"] for r in per.values()],
+            "n": {t: len(v) for t, v in scores.items()}, "values": {t: v.tolist() for t, v in scores.items()},
+            "mean": stats.mean(scores), "iqm": point, "iqm_ci": None if lo is None else [lo, hi],
+            "interval": no_interval(fewest)})
+    # methods of the same tasks: P(A > B) averaged over those tasks, on raw scores (it only ranks within each)
+    for i, (a, pa) in enumerate(joined):
+        for b, pb in joined[i + 1:]:
+            if len(pa) > 1 and sorted(pa) == sorted(pb):
+                order = sorted(pa)
+                result["method_pairs"].append(_pair(a.label, b.label, {t: pa[t]["values"] for t in order},
+                                                    {t: pb[t]["values"] for t in order}, tasks=order))
+    return result
 
 
 def _curves(g: Group, grid: np.ndarray, window: float | None = None) -> np.ndarray:
@@ -214,32 +410,26 @@ def plot(result: dict, path: str | Path, title: str | None = None) -> Path:
 
 
 def profile_plot(result: dict, path: str | Path) -> Path | None:
-    """Performance profiles per algo across games (None with fewer than two games): each game's values
-    are scaled to 0..1 between the lowest and highest of all runs on it, then pooled per algo."""
-    rows = [r for r in result["groups"] if r["values"]]
-    games = sorted({r["game"] for r in rows})
-    if len(games) < 2:
+    """Performance profiles per method across tasks, on the scores normalised against each task's baseline
+    (None unless the comparison aggregated across tasks: raw scores of different tasks share no scale)."""
+    rows = [m for m in result.get("methods", []) if m["values"]]
+    if not rows:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scaled: dict[str, list[float]] = {}
-    for game in games:
-        vals = [v for r in rows if r["game"] == game for v in r["values"]]
-        lo, hi = min(vals), max(vals)
-        for r in rows:
-            if r["game"] == game:
-                scaled.setdefault(r["algo"], []).extend((v - lo) / (hi - lo) if hi > lo else 1.0
-                                                        for v in r["values"])
-    taus = np.linspace(0, 1, 101)
+    every = [v for m in rows for vals in m["values"].values() for v in vals]
+    taus = np.linspace(min(0.0, *every), max(1.0, *every), 101)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    for algo, vals in sorted(scaled.items()):
-        ax.plot(taus, stats.performance_profile(vals, taus), lw=2, label=f"{algo} ({len(vals)} runs)")
-    ax.set_xlabel(f"{result['metric']} scaled per game (0 worst run, 1 best run)")
+    for m in rows:
+        n = sum(m["n"].values())
+        ax.plot(taus, stats.performance_profile(m["values"], taus), lw=2,
+                label=f"{m['method']} ({n} runs, {len(m['tasks'])} tasks)")
+    ax.set_xlabel(f"{result['metric']} normalised per task (1: the task's baseline)")
     ax.set_ylabel("fraction of runs above")
-    ax.set_title(f"performance profile over {len(games)} games")
+    ax.set_title(f"performance profile over {len(result['tasks'])} tasks")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -253,9 +443,19 @@ def fmt(v) -> str:
     return "-" if v is None else f"{v:,.4g}"
 
 
-def fmt_ci(ci) -> str:
-    """An interval as [low, high]."""
-    return "-" if not ci else f"[{fmt(ci[0])}, {fmt(ci[1])}]"
+def fmt_ci(ci, note: str | None = None) -> str:
+    """An interval as [low, high]; without one, ``note`` (``n=2: no interval``) or '-'."""
+    return (note or "-") if not ci else f"[{fmt(ci[0])}, {fmt(ci[1])}]"
+
+
+def _p_ci(p: dict) -> str:
+    if not p["ci"]:
+        return p["interval"] or "-"
+    return f"[{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]"
+
+
+def _cell(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
 
 
 def _img(path: Path) -> str:
@@ -274,19 +474,44 @@ def html_report(result: dict, path: str | Path, title: str | None = None) -> Pat
         curves = _img(plot(result, Path(tmp) / "curves.png", title))
         prof = profile_plot(result, Path(tmp) / "profile.png")
         profile = _img(prof) if prof else ""
+    several = len(result.get("tasks", [])) > 1
+    task_th = "<th>task</th>" if several else ""
+
+    def task_td(row: dict) -> str:
+        return f"<td>{esc(row['task'])}</td>" if several else ""
+
     rows = "".join(
-        f"<tr><td>{esc(g['group'])}</td><td>{g['n']}</td><td>{fmt(g['mean'])}</td><td>{fmt(g['std'])}</td>"
-        f"<td><b>{fmt(g['iqm'])}</b></td><td>{fmt_ci(g['iqm_ci'])}</td>"
+        f"<tr><td>{esc(g['group'])}</td>{task_td(g)}<td>{g['n']}</td><td>{fmt(g['mean'])}</td>"
+        f"<td>{fmt(g['std'])}</td><td><b>{fmt(g['iqm'])}</b></td><td>{esc(fmt_ci(g['iqm_ci'], g['interval']))}</td>"
         f"<td>{', '.join(fmt(v) for v in g['values'])}</td></tr>" for g in result["groups"])
-    pairs = "".join(f"<tr><td>{esc(p['a'])}</td><td>{esc(p['b'])}</td><td><b>{p['p_a_better']:.2f}</b></td>"
-                    f"<td>[{p['ci'][0]:.2f}, {p['ci'][1]:.2f}]</td></tr>" for p in result["pairs"])
+    pairs = "".join(f"<tr><td>{esc(p['a'])}</td><td>{esc(p['b'])}</td>{task_td(p)}<td><b>{p['p_a_better']:.2f}</b>"
+                    f"</td><td>{esc(_p_ci(p))}</td></tr>" for p in result["pairs"])
+    aggregate = ""
+    if result.get("methods"):
+        base = "".join(f"<tr><td>{esc(t)}</td><td>{fmt(b['zero'])} ({esc(b['zero_from'])})</td>"
+                       f"<td>{fmt(b['unit'])} ({esc(b['unit_from'])})</td></tr>"
+                       for t, b in result["baselines"].items() if t in result["tasks"])
+        meths = "".join(f"<tr><td>{esc(m['method'])}</td><td>{esc(', '.join(m['tasks']))}</td>"
+                        f"<td>{sum(m['n'].values())}</td><td>{fmt(m['mean'])}</td><td><b>{fmt(m['iqm'])}</b></td>"
+                        f"<td>{esc(fmt_ci(m['iqm_ci'], m['interval']))}</td></tr>" for m in result["methods"])
+        mpairs = "".join(f"<tr><td>{esc(p['a'])}</td><td>{esc(p['b'])}</td><td>{esc(', '.join(p['tasks']))}</td>"
+                         f"<td><b>{p['p_a_better']:.2f}</b></td><td>{esc(_p_ci(p))}</td></tr>"
+                         for p in result["method_pairs"])
+        aggregate = f"""<h2>Across tasks</h2>
+<p>Each task's scores normalised as (score - zero) / (unit - zero) against its baseline; a method's runs on its
+tasks are the tasks of one stratified bootstrap (each task's runs resampled on their own).</p>
+<table><tr><th>task</th><th>zero</th><th>unit</th></tr>{base}</table>
+<table><tr><th>method</th><th>tasks</th><th>runs</th><th>mean</th><th>IQM</th><th>95% CI</th></tr>{meths}</table>
+<table><tr><th>A</th><th>B</th><th>tasks</th><th>P(A &gt; B), averaged over tasks</th><th>95% CI</th></tr>
+{mpairs or '<tr><td colspan=5>no two methods played the same tasks</td></tr>'}</table>
+"""
     groups = result["_groups"]
-    flats = [_flat(g.config) for g in groups]
+    flats = [flatten(g.config) for g in groups]
     keys = sorted(set().union(*flats)) if flats else []
-    differ = {k for k in keys if len({json.dumps(f.get(k), default=str) for f in flats}) > 1}
+    differ = set(differing(flats))
     cfg_rows = "".join(
         f"<tr{' class=diff' if k in differ else ''}><td>{esc(k)}</td>"
-        + "".join(f"<td>{esc(json.dumps(f.get(k), default=str))}</td>" for f in flats) + "</tr>" for k in keys)
+        + "".join(f"<td>{esc(_cell(f.get(k, 'null')))}</td>" for f in flats) + "</tr>" for k in keys)
     links = []
     for g in groups:
         for r in g.runs:
@@ -306,16 +531,17 @@ img {{ max-width: 100%; }} code {{ font-size: 12px; }}
 </style></head><body>
 <h1>{esc(title or 'retrodojo comparison')}</h1>
 <p><b>{esc(result['metric'])}</b> at {result['at_frames']:,.0f} emulator frames{over}. Groups are runs whose resolved
-configs are the same but for the seed. IQM: interquartile mean, with a 95% stratified-bootstrap interval
-({BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}); P(A &gt; B): the probability that a random run of A beats one
-of B (Agarwal et al. 2021).</p>
+configs are the same but for the seed; std is the sample standard deviation. IQM: interquartile mean, with a
+95% stratified-bootstrap interval ({BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}; none for fewer than
+{stats.MIN_RUNS} runs); P(A &gt; B): the probability that a random run of A beats one of B, for groups of one task
+(Agarwal et al. 2021).</p>
 <h2>Groups</h2>
-<table><tr><th>group</th><th>n</th><th>mean</th><th>std</th><th>IQM</th><th>95% CI</th><th>per seed</th></tr>
+<table><tr><th>group</th>{task_th}<th>n</th><th>mean</th><th>std</th><th>IQM</th><th>95% CI</th><th>per seed</th></tr>
 {rows}</table>
 <h2>Probability of improvement</h2>
-<table><tr><th>A</th><th>B</th><th>P(A &gt; B)</th><th>95% CI</th></tr>
-{pairs or '<tr><td colspan=4>one group</td></tr>'}</table>
-<h2>Curves</h2>{curves}{profile}
+<table><tr><th>A</th><th>B</th>{task_th}<th>P(A &gt; B)</th><th>95% CI</th></tr>
+{pairs or f'<tr><td colspan={5 if several else 4}>no two groups of one task</td></tr>'}</table>
+{aggregate}<h2>Curves</h2>{curves}{profile}
 <h2>Configurations</h2><p>Settings that differ between the groups are highlighted.</p>
 <table><tr><th>setting</th>{''.join(f'<th>{esc(g.label)}</th>' for g in groups)}</tr>{cfg_rows}</table>
 <h2>Runs and videos</h2><ul>{''.join(links)}</ul>

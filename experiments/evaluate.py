@@ -6,6 +6,7 @@ Every algorithm is judged the same way (same states, same episodes, same env see
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,40 @@ def describe(episodes: list[dict], deterministic: bool = False) -> dict:
     out["identical"] = len(fingerprints) < len(episodes) and (
         deterministic or len(fingerprints) == len({e.get("state") for e in episodes}))
     return out
+
+
+#: The fields of an episode record that results.json keeps (``r`` is written as ``return``).
+RESULT_FIELDS = ("r", "progress", "success", "frames", "reason", "state", "terms", "metrics", "actions", "bk2")
+
+
+def results(episodes: list[dict], mean: dict, env_spec: EnvSpec, deterministic: bool, *, run: str | Path,
+            agent: str | Path, checkpoint: str, algo: str, states: list[str] | None,
+            video: str | Path | None = None, bk2: str | Path | None = None) -> dict:
+    """What ``retrodojo evaluate`` reports and keeps in ``eval/results.json``: every episode, statistics per
+    state (:func:`describe`) and over all of them, the means, and whether the episodes could differ at all.
+
+    Args:
+        episodes: the episode records of :meth:`Evaluator.run`; ``mean``: its means.
+        env_spec: the env they were played in; ``deterministic``: whether actions were greedy.
+        run, agent, checkpoint, algo, states, video, bk2: what was played and written, recorded as given.
+    """
+    # A greedy policy on an env without randomness plays one episode per state, however often it is asked.
+    fixed = deterministic and env_spec.sticky_prob == 0 and env_spec.noop_max == 0
+    per_state = {st: describe([e for e in episodes if e["state"] == st], fixed)
+                 for st in dict.fromkeys(e["state"] for e in episodes)}
+    return {"run": str(run), "agent": str(agent), "checkpoint": checkpoint, "algo": algo, "deterministic": fixed,
+            "states": states,
+            "episodes": [{("return" if k == "r" else k): e.get(k) for k in RESULT_FIELDS} for e in episodes],
+            "per_state": per_state, "overall": describe(episodes, fixed), "mean": mean,
+            "video": str(video) if video else None, "bk2": str(bk2) if bk2 else None}
+
+
+def save_results(out: dict, out_dir: str | Path) -> Path:
+    """Write :func:`results` to ``out_dir/results.json``; returns its path."""
+    path = Path(out_dir) / "results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    return path
 
 
 def action_shares(episodes: list[dict]) -> dict[str, float]:

@@ -513,7 +513,7 @@ class Run:
         lists, filters and sorts runs of every algorithm side by side)."""
         from torch.utils.tensorboard.summary import hparams
 
-        flat = _flatten({"experiment": self.meta.get("experiment", self.spec.name), "seed": self.seed,
+        flat = flatten({"experiment": self.meta.get("experiment", self.spec.name), "seed": self.seed,
                          "game": self.spec.game, "state": self.spec.states or self.spec.state,
                          "agent": self.spec.agent.model_dump(mode="json"),
                          "env": self.spec.env.model_dump(mode="json"), "budget_frames": self.spec.budget.frames})
@@ -659,15 +659,19 @@ def read_scalars(run_dir: str | Path, tag: str) -> list[tuple[int, float]]:
     return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    """Nested settings as dotted keys with TensorBoard-friendly values (numbers, bools, strings)."""
+def flatten(d: dict | None, prefix: str = "") -> dict:
+    """Nested settings as dotted keys (``agent.hyperparams.learning_rate.start``), every nested mapping opened.
+
+    Values are kept when they are numbers, bools or strings and written as JSON text otherwise (``null``,
+    ``[84, 84]``, ``{}``): what TensorBoard's hparams accept, and what a comparison can tell apart and print.
+    """
     out = {}
-    for k, v in d.items():
+    for k, v in (d or {}).items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and v and not {"schedule", "start"} <= set(v):
-            out.update(_flatten(v, key + "."))
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
         elif isinstance(v, (bool, int, float, str)):
             out[key] = v
         else:
-            out[key] = json.dumps(v)
+            out[key] = json.dumps(v, default=str)
     return out

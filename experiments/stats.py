@@ -6,90 +6,125 @@ Written with numpy rather than taken from ``rliable``: rliable 1.2.0 fails to im
 pandas 3 on a default install (checked on this project's machine), and the few estimators needed here
 are short. The definitions follow the paper (section 4 and appendix A) and rliable's ``metrics.py``:
 
-- scores form a matrix ``runs x tasks`` (a task is a game or level; a run is a seed);
-- a **stratified bootstrap** resamples the runs of each task independently, with replacement;
+- scores are given per task (a task is a game and its start states; a run is a seed): a ``runs x tasks``
+  matrix as rliable takes, one task's runs as a 1-D array, or a mapping ``task -> runs`` where tasks may
+  have different numbers of runs;
+- a **stratified bootstrap** resamples the runs of each task independently, with replacement, so every
+  resample keeps each task's share of the scores (a pooled bootstrap would not);
 - the **IQM** is the mean of the middle 50% of all run-task scores (what ``scipy.stats.trim_mean(x, 0.25)``
   computes: ``floor(n/4)`` scores cut from each end);
 - the **probability of improvement** of X over Y is the average over tasks of P(X > Y) for a random run of
   each, ties counting half (the Mann-Whitney U statistic divided by n*m);
 - a **performance profile** is the fraction of run-task scores above each threshold.
 
-Every resampling takes a seed, so intervals are reproducible.
+Every resampling takes a seed, so intervals are reproducible. No interval is given where a task has fewer
+than :data:`MIN_RUNS` runs: a percentile bootstrap of one value is that value, and of two only their
+midpoint and ends, which is no 95% interval of anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+#: The fewest runs per task that get a bootstrap interval.
+MIN_RUNS = 3
 
-def _matrix(scores) -> np.ndarray:
+#: Scores per task: task name (or column index) -> that task's runs.
+Tasks = dict[object, np.ndarray]
+
+
+def per_task(scores) -> Tasks:
+    """Scores as ``{task: 1-D array of its runs}``: from a mapping, a ``runs x tasks`` matrix or one task's runs."""
+    if isinstance(scores, Mapping):
+        return {t: np.asarray(v, dtype=float).ravel() for t, v in scores.items()}
     a = np.asarray(scores, dtype=float)
-    return a.reshape(-1, 1) if a.ndim == 1 else a
+    if a.ndim <= 1:
+        return {0: a.ravel()}
+    if a.ndim != 2:
+        raise ValueError(f"scores must be a runs x tasks matrix, got {a.ndim} dimensions")
+    return {t: a[:, t] for t in range(a.shape[1])}
+
+
+def _pooled(scores) -> np.ndarray:
+    tasks = per_task(scores)
+    return np.concatenate(list(tasks.values())) if tasks else np.array([])
 
 
 def iqm(scores) -> float:
-    """Interquartile mean of all scores (a runs x tasks matrix, or one task's runs)."""
-    x = np.sort(_matrix(scores).ravel())
+    """Interquartile mean of all run-task scores (a mapping, a runs x tasks matrix, or one task's runs)."""
+    x = np.sort(_pooled(scores))
     cut = int(0.25 * len(x))
     return float(x[cut:len(x) - cut].mean())
 
 
 def mean(scores) -> float:
-    """Mean of all scores."""
-    return float(np.mean(_matrix(scores)))
+    """Mean of all run-task scores."""
+    return float(np.mean(_pooled(scores)))
 
 
-def stratified_bootstrap(scores, statistic: Callable[[np.ndarray], float], reps: int = 2000,
-                         confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """(point estimate, low, high) of ``statistic`` with a percentile stratified-bootstrap interval."""
-    m = _matrix(scores)
-    point = statistic(m)
-    if m.shape[0] < 2:
-        return point, point, point
-    rng = np.random.default_rng(seed)
-    n, tasks = m.shape
-    idx = rng.integers(0, n, size=(reps, n, tasks))  # runs drawn per task, independently
-    samples = np.array([statistic(np.take_along_axis(m, idx[r], axis=0)) for r in range(reps)])
+def fewest_runs(scores) -> int:
+    """The smallest number of runs of any task (what decides whether an interval can be given)."""
+    return min((len(v) for v in per_task(scores).values()), default=0)
+
+
+def _percentile(samples, confidence: float) -> tuple[float, float]:
     alpha = (1 - confidence) / 2
     low, high = np.quantile(samples, [alpha, 1 - alpha])
-    return point, float(low), float(high)
+    return float(low), float(high)
+
+
+def stratified_bootstrap(scores, statistic: Callable[[Tasks], float], reps: int = 2000,
+                         confidence: float = 0.95, seed: int = 0,
+                         min_runs: int = MIN_RUNS) -> tuple[float, float | None, float | None]:
+    """(point estimate, low, high) of ``statistic`` with a percentile stratified-bootstrap interval.
+
+    Each resample draws, for every task, as many runs as it has from that task's own runs; ``statistic``
+    gets the resample as ``{task: runs}``. Low and high are None when a task has fewer than ``min_runs`` runs.
+    """
+    tasks = per_task(scores)
+    point = statistic(tasks)
+    if fewest_runs(tasks) < min_runs:
+        return point, None, None
+    rng = np.random.default_rng(seed)
+    samples = [statistic({t: v[rng.integers(0, len(v), len(v))] for t, v in tasks.items()}) for _ in range(reps)]
+    return (point, *_percentile(samples, confidence))
+
+
+def _same_tasks(a: Tasks, b: Tasks) -> None:
+    if list(a) != list(b):
+        raise ValueError(f"both groups need the same tasks, got {list(a)} and {list(b)}")
 
 
 def probability_of_improvement(x, y) -> float:
     """P(X > Y): over tasks, the chance a random run of X scores above a random run of Y (ties count half)."""
-    a, b = _matrix(x), _matrix(y)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"both groups need the same tasks, got {a.shape[1]} and {b.shape[1]}")
-    per_task = []
-    for t in range(a.shape[1]):
-        xa, yb = a[:, t][:, None], b[:, t][None, :]
-        per_task.append(float(np.mean((xa > yb) + 0.5 * (xa == yb))))
-    return float(np.mean(per_task))
+    a, b = per_task(x), per_task(y)
+    _same_tasks(a, b)
+    per = [float(np.mean((a[t][:, None] > b[t][None, :]) + 0.5 * (a[t][:, None] == b[t][None, :]))) for t in a]
+    return float(np.mean(per))
 
 
-def probability_of_improvement_ci(x, y, reps: int = 2000, confidence: float = 0.95,
-                                  seed: int = 0) -> tuple[float, float, float]:
-    """P(X > Y) with a stratified-bootstrap interval (both groups' runs resampled within each task)."""
-    a, b = _matrix(x), _matrix(y)
+def probability_of_improvement_ci(x, y, reps: int = 2000, confidence: float = 0.95, seed: int = 0,
+                                  min_runs: int = MIN_RUNS) -> tuple[float, float | None, float | None]:
+    """P(X > Y) with a stratified-bootstrap interval (both groups' runs resampled within each task); low and
+    high are None when either group has fewer than ``min_runs`` runs on a task."""
+    a, b = per_task(x), per_task(y)
     point = probability_of_improvement(a, b)
-    if min(a.shape[0], b.shape[0]) < 2:
-        return point, point, point
+    if min(fewest_runs(a), fewest_runs(b)) < min_runs:
+        return point, None, None
     rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(reps):
-        ia = rng.integers(0, a.shape[0], size=a.shape)
-        ib = rng.integers(0, b.shape[0], size=b.shape)
-        samples.append(probability_of_improvement(np.take_along_axis(a, ia, 0), np.take_along_axis(b, ib, 0)))
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(samples, [alpha, 1 - alpha])
-    return point, float(low), float(high)
+
+    def draw(tasks: Tasks) -> Tasks:
+        return {t: v[rng.integers(0, len(v), len(v))] for t, v in tasks.items()}
+
+    samples = [probability_of_improvement(draw(a), draw(b)) for _ in range(reps)]
+    return (point, *_percentile(samples, confidence))
 
 
 def performance_profile(scores, thresholds: Sequence[float]) -> np.ndarray:
     """Fraction of run-task scores above each threshold."""
-    flat = _matrix(scores).ravel()
+    flat = _pooled(scores)
     return np.array([float(np.mean(flat > t)) for t in thresholds])
 
 

@@ -46,7 +46,9 @@ def main() -> None:
     finally:
         ev.close()
     returns = [e["r"] for e in result["episodes"]]
-    out = {"experiment": spec.name, "episodes": args.episodes, "mean": result["mean"],
+    # the game and states say which task this is the baseline of (`retrodojo compare --baseline random=FILE`)
+    out = {"experiment": spec.name, "game": spec.game, "state": spec.state, "states": spec.states,
+           "episodes": args.episodes, "mean": result["mean"],
            "return_std": float(np.std(returns)), "returns": returns}
     print(json.dumps(out, indent=2) if args.json else
           f"{spec.name}: random policy over {args.episodes} episodes: " +

@@ -60,11 +60,48 @@ def test_bootstrap_intervals_are_seeded_and_hold_the_estimate():
     assert a[1] <= a[0] <= a[2] and a[2] - a[1] < 6
     wide = stats.stratified_bootstrap(x[:3], stats.iqm, reps=500, seed=1)
     assert wide[2] - wide[1] > a[2] - a[1]  # fewer seeds, a wider interval
-    assert stats.stratified_bootstrap([4.0], stats.iqm) == (4.0, 4.0, 4.0)
     p = stats.probability_of_improvement_ci(x + 3, x, reps=500, seed=0)
     assert p[0] > 0.7 and p[1] <= p[0] <= p[2]
     point, lo, hi = stats.bootstrap_band(np.array([[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]]), reps=200)
     assert point.tolist() == [2.0, 3.0, 5.0] and lo[2] == hi[2] == 5.0
+
+
+def test_fewer_than_three_runs_get_no_interval_not_a_point():
+    # a percentile bootstrap of 1 value is [x, x] and of 2 values their ends: neither is a 95% interval
+    assert stats.stratified_bootstrap([4.0], stats.iqm) == (4.0, None, None)
+    assert stats.stratified_bootstrap([4.0, 6.0], stats.iqm) == (5.0, None, None)
+    assert stats.stratified_bootstrap([4.0, 6.0, 9.0], stats.iqm, reps=200)[1] is not None
+    # across tasks the fewest runs of any task decides
+    assert stats.stratified_bootstrap({"a": [1, 2, 3], "b": [5, 6]}, stats.iqm)[1:] == (None, None)
+    assert stats.probability_of_improvement_ci([3, 4], [1, 2, 0])[1:] == (None, None)
+
+
+def test_the_stratified_interval_of_a_runs_by_tasks_matrix_is_not_the_pooled_one():
+    # 4 runs on 2 tasks whose scores lie far apart (normalised scores of an easy and a hard game)
+    scores = np.array([[0.0, 100.0], [1.0, 101.0], [2.0, 102.0], [3.0, 103.0]])
+    point, lo, hi = stats.stratified_bootstrap(scores, stats.iqm, reps=1000, seed=0)
+    pooled = stats.stratified_bootstrap(scores.ravel(), stats.iqm, reps=1000, seed=0)  # one task of 8 runs
+    assert point == pooled[0] == pytest.approx(51.5)  # the point estimate does not depend on the strata
+    # every stratified resample holds 4 scores of each task: its middle half is the top 2 of task 0's
+    # and the bottom 2 of task 1's, so its IQM stays within [(0+0+100+100)/4, (3+3+103+103)/4]
+    assert 50 <= lo <= point <= hi <= 53
+    # a pooled resample may draw 6 of one task and 2 of the other: its IQM swings most of the way across
+    assert pooled[1] < 30 and pooled[2] > 70
+    # tasks of different sizes (a mapping), each resampled at its own size
+    sizes = []
+
+    def record(tasks):
+        sizes.append({t: len(v) for t, v in tasks.items()})
+        return stats.iqm(tasks)
+
+    ragged = {"Level1-1": [0.1, 0.2, 0.3], "Level2-1": [0.5, 0.6, 0.7, 0.8, 0.9]}
+    stats.stratified_bootstrap(ragged, record, reps=50, seed=0)
+    assert all(s == {"Level1-1": 3, "Level2-1": 5} for s in sizes)
+    # P(X > Y) over tasks of different sizes: the mean of each task's own
+    x, y = {"a": [1, 3], "b": [5]}, {"a": [0, 2, 4], "b": [4, 5]}
+    assert stats.probability_of_improvement(x, y) == pytest.approx((3 / 6 + 1.5 / 2) / 2)
+    with pytest.raises(ValueError, match="same tasks"):
+        stats.probability_of_improvement(x, {"a": [1], "c": [2]})
 
 
 # --------------------------------------------------------------------------- a run, judged
@@ -168,11 +205,14 @@ def test_compare_groups_by_config_with_intervals_and_writes_a_page(tmp_path, cap
     groups = out["groups"]
     assert len(groups) == 2 and all(g["n"] == 2 for g in groups)  # seeds pooled, configs not
     assert {g["group"] for g in groups} == {"grp (neat) [agent.pop_size=4]", "grp (neat) [agent.pop_size=6]"}
-    for g in groups:
-        assert g["iqm_ci"][0] <= g["iqm"] <= g["iqm_ci"][1] and g["iqm"] == pytest.approx(np.mean(g["values"]))
+    for g in groups:  # two seeds: no interval, and the sample std
+        assert g["iqm_ci"] is None and g["interval"] == "n=2: no interval"
+        assert g["iqm"] == pytest.approx(np.mean(g["values"]))
+        assert g["std"] == pytest.approx(np.std(g["values"], ddof=1))
     (pair,) = out["pairs"]
-    assert 0 <= pair["ci"][0] <= pair["p_a_better"] <= pair["ci"][1] <= 1
+    assert 0 <= pair["p_a_better"] <= 1 and pair["ci"] is None and pair["task"] == "SuperMarioBros-Nes:Level1-1"
     text = page.read_text()
     assert text.count("data:image/png;base64,") >= 1 and "<tr class=diff><td>agent.pop_size</td>" in text
+    assert "n=2: no interval" in text and "Across tasks" not in text
     assert "P(A &gt; B)" in text and str(runs) in text
     assert (tmp_path / "c.png").stat().st_size > 10_000
