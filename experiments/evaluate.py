@@ -118,7 +118,7 @@ class Evaluator:
             rate = venv.env_method("screen_rate")[0]
             writer = VideoWriter(video, fps=rate / self.env_spec.frame_skip)
         venv.seed(EVAL_SEED)
-        episodes = []
+        played: list[dict] = []
         try:
             for i in range(episodes or self.episodes):
                 state_name = self.states[i % len(self.states)] if self.states else None
@@ -142,19 +142,19 @@ class Evaluator:
                         ep = dict(infos[0]["episode"])
                         if movie is not None:
                             ep["bk2"] = str(movie)
-                        episodes.append(ep)
+                        played.append(ep)
                         if on_episode:
                             on_episode(i, ep)
                         break
         finally:
             if writer:
                 writer.close()
-        if bk2_dir is not None and bk2_keep == "best" and episodes:
-            best = max(episodes, key=lambda e: e["r"])
-            for e in episodes:
+        if bk2_dir is not None and bk2_keep == "best" and played:
+            best = max(played, key=lambda e: e["r"])
+            for e in played:
                 if e is not best:
                     Path(e.pop("bk2")).unlink(missing_ok=True)
-        return {"episodes": episodes, "mean": summarize(episodes)}
+        return {"episodes": played, "mean": summarize(played)}
 
     def close(self) -> None:
         """Stop the eval env."""

@@ -169,6 +169,21 @@ def test_extinction_without_reset_keeps_checkpoint_and_champion(tmp_path):
 
 
 @pytest.mark.slow
+def test_champion_movies_play_one_episode_whatever_eval_episodes_says(tmp_path):
+    runs = tmp_path / "runs"
+    path = write_experiment(tmp_path, 1, record_champions=True)
+    assert main(["train", str(path), "--runs-dir", str(runs), "--set", "eval.episodes=2"]) == 0
+    run = one_run(runs)
+    assert meta(run)["status"] == "finished"
+    (movie,) = (run / "eval" / "bk2").glob("champion-gen*.bk2")
+    assert movie.stat().st_size > 0 and not (run / "eval" / "bk2" / "tmp").exists()
+    # the evaluations themselves still play the protocol's two episodes
+    from experiments.run import read_history
+
+    assert [len(h["episodes"]) for h in read_history(run)] == [2, 2]
+
+
+@pytest.mark.slow
 def test_time_budget_ends_the_run_with_its_champion(tmp_path):
     runs = tmp_path / "runs"
     path = write_experiment(tmp_path, 10_000)
