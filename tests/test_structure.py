@@ -11,7 +11,7 @@ import pytest
 import agents
 import experiments
 import wrappers
-from agents.base import ALGOS, RunContext, agent_class
+from agents.base import ALGOS, Agent, RunContext, agent_class
 from experiments.spec import ExperimentSpec
 from wrappers.settings import EnvSettings, EnvSpec, StrictModel, env_problems
 
@@ -57,16 +57,32 @@ def test_env_spec_check_raises_every_problem_at_once():
     assert "the env has 2 problems" in str(e.value)
 
 
+def _shape(function) -> list[tuple]:
+    """A callable's parameters as (name, kind, default): what a caller relies on, annotations aside."""
+    return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+
+def _protocol_methods(protocol: type) -> list[str]:
+    return [n for n, v in protocol.__dict__.items()
+            if not n.startswith("_") and (callable(v) or isinstance(v, classmethod))]
+
+
 def test_run_implements_the_run_contract(tmp_path):
     from experiments.run import Run
 
     spec = ExperimentSpec.model_validate({"name": "x", "game": "SuperMarioBros-Nes", "state": "Level1-1",
                                           "profile": "smb", "agent": {"algo": "ppo"}, "budget": {"frames": 10}})
     run = Run.create(spec, 1, tmp_path)
-    assert isinstance(run, RunContext)
-    members = {n for n in RunContext.__dict__ if not n.startswith("_")} | set(RunContext.__annotations__)
-    missing = [m for m in members if not hasattr(run, m)]
-    assert not missing
+    # every method an agent may call takes what the contract says: same parameters, order and defaults
+    methods = _protocol_methods(RunContext)
+    assert {"begin", "tick", "finish", "checkpoint", "record_bk2"} <= set(methods)
+    for name in methods:
+        assert _shape(getattr(Run, name)) == _shape(getattr(RunContext, name)), f"Run.{name}"
+    # and every attribute holds a value of the declared type
+    for name, tp in typing.get_type_hints(RunContext).items():
+        if tp is not typing.Any:
+            assert isinstance(getattr(run, name), tp), f"Run.{name} is {getattr(run, name)!r}, not {tp.__name__}"
+    assert (run.dir, run.seed, run.resumes, run.start_frames) == (tmp_path / "x" / run.dir.name, 1, 0, 0)
     run.close("finished")
 
 
@@ -74,9 +90,14 @@ def test_run_implements_the_run_contract(tmp_path):
 def test_agents_declare_the_agent_protocol(algo):
     cls = agent_class(algo)
     assert cls.algo == algo and issubclass(cls.Spec, StrictModel)
-    for member in ("learn", "write_checkpoint", "save", "load", "policy"):
-        assert callable(getattr(cls, member)), member
+    # each method takes what the Agent protocol says (the runner and evaluator call them by it)
+    for name in _protocol_methods(Agent):
+        assert _shape(getattr(cls, name)) == _shape(getattr(Agent, name)), f"{cls.__name__}.{name}"
+    assert isinstance(inspect.getattr_static(cls, "load"), classmethod)  # load builds an agent from a folder
     assert typing.get_args(cls.Spec.model_fields["algo"].annotation) == (algo,)
+    problems = getattr(cls, "problems", None)
+    if problems is not None:
+        assert [p[0] for p in _shape(problems)] == ["spec", "env"], f"{cls.__name__}.problems"
 
 
 def _sb3_class(algo: str):
