@@ -105,8 +105,8 @@ class Evaluator:
             policy: any :class:`agents.base.Policy`.
             video: an mp4 of every episode, at the console's own frame rate over the frame skip (real speed).
             on_episode: called with (index, episode record) as each episode ends.
-            bk2_dir: write each episode as a stable-retro ``.bk2`` movie here (``<state>-<index>.bk2``); an
-                episode's record gets its path under ``bk2``.
+            bk2_dir: write each episode as a stable-retro ``.bk2`` movie here, named by state and three-digit
+                index (``Level1-1-000.bk2``); an episode's record gets its path under ``bk2``.
             bk2_keep: ``all`` movies, or only the ``best`` episode's (highest return).
             episodes: this many instead of the protocol's.
         """
