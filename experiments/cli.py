@@ -137,6 +137,7 @@ def _notify(message: str) -> None:
 def cmd_train(args) -> int:
     """Train an experiment file (one run per seed) or resume a run folder."""
     from experiments import runner
+    from experiments.errors import UserError
     from experiments.progress import TrainingBar
     from experiments.spec import load_spec
 
@@ -147,8 +148,8 @@ def cmd_train(args) -> int:
                                      notify=_notify)]
         else:
             if not args.file:
-                raise SystemExit("retrodojo train: give an experiment FILE (or a shipped experiment's name) "
-                                 "or --resume RUN_DIR")
+                raise UserError("retrodojo train: give an experiment FILE (or a shipped experiment's name, such "
+                                "as smb_ppo) or --resume RUN_DIR.")
             spec = load_spec(args.file, args.set)
             seeds = args.seeds or ([args.seed] if args.seed is not None else None)
             if args.ray:

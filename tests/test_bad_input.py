@@ -208,6 +208,11 @@ def test_a_folder_given_as_experiment_says_what_it_is(tmp_path, capsys):
     assert rc == 2 and "Did you mean the shipped experiment smb_ppo?" in text
 
 
+def test_train_without_a_file_is_a_user_error_like_any_other(capsys):
+    rc, text = _run_cli(["train"], capsys)
+    assert rc == 2 and "error:" in text and "give an experiment FILE" in text and "--resume RUN_DIR" in text
+
+
 def _fake_run(tmp_path: Path) -> Path:
     """A run folder as `train` leaves it, with one (unreadable) checkpoint: no training needed."""
     from experiments.run import Run
