@@ -3,8 +3,11 @@ typed run contract, hyperparameter models that match the SB3 constructors, and t
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import inspect
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +137,27 @@ def test_public_api_is_reexported():
     assert agents.load is agents.base.load and experiments.load_spec is experiments.spec.load_spec
     with pytest.raises(AttributeError):
         _ = wrappers.no_such_name
+
+
+def _imports_of(path, package: str) -> set[str]:
+    """The modules of ``package`` a file imports, at its top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == package:
+            names = [f"{node.module}.{a.name}" for a in node.names] if node.module == package else [node.module]
+            found.update(names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == package)
+    return found
+
+
+def test_the_wrappers_layer_imports_one_way():
+    # a lazy import inside a function is a circle all the same: the two modules cannot be understood,
+    # tested or split apart one without the other
+    root = Path(wrappers.__file__).parent
+    modules = {f"wrappers.{p.stem}": p for p in root.glob("*.py") if p.stem != "__init__"}
+    graph = {name: _imports_of(path, "wrappers") & set(modules) for name, path in modules.items()}
+    try:
+        list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as e:
+        pytest.fail(f"wrappers modules import each other: {' -> '.join(e.args[1])}")

@@ -40,7 +40,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 
 from wrappers import configs
 from wrappers.errors import UserError, read_text_file
-from wrappers.settings import StrictModel
+from wrappers.models import StrictModel
 
 #: The profile name that needs no file: reward and done from the integration's own scenario.json.
 SCENARIO = "scenario"
