@@ -252,7 +252,7 @@ def cmd_evaluate(args) -> int:
     """Play a saved policy on any states of its game; report per state and overall; results.json, mp4, bk2."""
     import agents.base as agents
     from experiments.errors import UserError
-    from experiments.evaluate import Evaluator, describe
+    from experiments.evaluate import Evaluator, describe, override_env
     from wrappers import roms
     from wrappers.settings import state_problems
 
@@ -263,7 +263,10 @@ def cmd_evaluate(args) -> int:
     if note:
         err_console.print(note)
     agent = agents.load(agent_dir, device=args.device)
-    env_spec = agent.env_spec
+    env_spec, overridden = override_env(agent.env_spec, args.set)
+    if overridden and not args.json:
+        console.print("env as evaluated: " + ", ".join(f"{k} {v['evaluated']!r} (trained with {v['saved']!r})"
+                                                      for k, v in overridden.items()), soft_wrap=True)
     states = args.state or (spec.eval_states() if spec else env_spec.states)
     if args.state:
         problems = state_problems(roms.canonical_game(env_spec.game), args.state, "--state")
@@ -299,7 +302,7 @@ def cmd_evaluate(args) -> int:
     per_state = {st: describe([e for e in eps if e["state"] == st], fixed) for st in dict.fromkeys(
         e["state"] for e in eps)}
     out = {"run": str(path), "agent": str(agent_dir), "checkpoint": args.checkpoint, "algo": agent.algo,
-           "deterministic": fixed, "states": states,
+           "deterministic": fixed, "states": states, "env_overrides": overridden,
            "episodes": [{("return" if k == "r" else k): e.get(k) for k in keep} for e in eps],
            "per_state": per_state, "overall": describe(eps, fixed), "mean": result["mean"],
            "video": str(video) if video else None, "bk2": str(bk2_dir) if bk2_dir else None}
@@ -477,8 +480,7 @@ def cmd_demo(args) -> int:
                      if first else "; the flag not reached yet (resume to continue: "
                      f"retrodojo train --resume {folder} --set budget.minutes=60)"))
     eval_args = argparse.Namespace(run=str(folder), episodes=1, json=False, video="auto", stochastic=False,
-                                   checkpoint="final", state=None, bk2=False,
-                                   device="auto")
+                                   checkpoint="final", state=None, bk2=False, set=[], device="auto")
     cmd_evaluate(eval_args)
     console.print(f"run folder: [bold]{folder}[/]")
     console.print(f"curves: [bold].venv/bin/tensorboard --logdir {args.runs_dir}[/] (or `make tensorboard`)")
@@ -551,6 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--video", nargs="?", const="auto", default=None, help="write an mp4 (default under eval/)")
     ev.add_argument("--bk2", action="store_true", help="write each episode as a .bk2 movie (under eval/bk2/)")
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy ones")
+    ev.add_argument("--set", action="append", default=[], metavar="env.KEY=VALUE",
+                    help="play with an env setting other than the saved one (repeatable), e.g. "
+                         "env.sticky_prob=0.25 or env.episode=run; results.json records what changed")
     ev.add_argument("--device", default="auto")
     ev.set_defaults(func=cmd_evaluate)
 

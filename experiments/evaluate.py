@@ -6,15 +6,94 @@ Every algorithm is judged the same way (same states, same episodes, same env see
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import numpy as np
 
+from experiments.errors import UserError
 from wrappers.factory import env_thunk
-from wrappers.settings import EnvSpec
+from wrappers.settings import EnvSettings, EnvSpec, env_problems
 
 #: The eval env's seed: the same for every run, so every algorithm meets the same sticky-action draws.
 EVAL_SEED = 20_241_124
+
+#: Env settings that shape what a policy sees or does: a saved policy plays only with the ones it learnt on.
+POLICY_SHAPING = ("obs", "resize", "grayscale", "frame_stack", "actions")
+
+
+def override_env(env_spec: EnvSpec, overrides: list[str] | None) -> tuple[EnvSpec, dict]:
+    """The saved env spec with ``env.KEY=VALUE`` overrides (values read as YAML) applied, as
+    rl-baselines3-zoo's ``enjoy`` takes env kwargs: a whole bout for a policy trained on rounds, sticky
+    actions for one trained without. ``env.rewards.TERM=VALUE`` re-weights one reward term.
+
+    Returns:
+        (the new spec, ``{key: {"saved": value, "evaluated": value}}`` for each setting that changed).
+
+    Raises:
+        UserError: one paragraph naming every bad override: not ``env.*``, an unknown setting (with a
+            did-you-mean), one that shapes the policy's inputs or outputs, or a value the setting or the
+            game's profile refuses.
+    """
+    from pydantic import ValidationError
+
+    from experiments.spec import SpecError, parse_yaml
+
+    if not overrides:
+        return env_spec, {}
+    fields = list(EnvSettings.model_fields)
+    data = env_spec.model_dump()
+    errors: list[str] = []
+    touched: list[str] = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        path = key.split(".")
+        if not sep or path[0] != "env" or len(path) < 2:
+            hint = f" (did you mean env.{key}?)" if key in fields else ""
+            errors.append(f"{item}: give env.KEY=VALUE{hint}")
+            continue
+        name = path[1]
+        if name == "state":
+            errors.append(f"{key}: give the states to play with --state")
+            continue
+        if name not in fields:
+            near = difflib.get_close_matches(name, fields, n=1)
+            errors.append(f"{key}: unknown env setting" + (f", did you mean env.{near[0]}?" if near else
+                                                           f" (the settings: {', '.join(fields)})"))
+            continue
+        if name in POLICY_SHAPING:
+            errors.append(f"{key}: the policy learnt on {name} {data[name]!r}, which shapes what it sees or does, "
+                          "so it cannot play with another")
+            continue
+        if len(path) > 2 and (name != "rewards" or len(path) > 3):
+            errors.append(f"{key}: only env.rewards takes a part (env.rewards.TERM=VALUE)")
+            continue
+        try:
+            value = parse_yaml(raw, key)
+        except SpecError as e:
+            errors += [f"{key}: {m}" for m in e.errors]
+            continue
+        if len(path) == 3:
+            data["rewards"] = {**(data["rewards"] or {}), path[2]: value}
+        else:
+            data[name] = value
+        touched.append(name)
+    # the well-formed overrides are checked even when others were not, so every problem shows at once
+    new = None
+    try:
+        new = EnvSpec.model_validate(data)
+    except ValidationError as e:
+        errors += [f"env.{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')} "
+                   f"(got {err['input']!r})" for err in e.errors()]
+    errors += [f"env.{k}: {m}" for k, m in env_problems(data, require_rom=False) if k in touched]
+    if errors:
+        raise UserError("retrodojo evaluate --set: " + "; ".join(errors) + ". Overrides are settings of the "
+                        "experiment's env: section, given as env.KEY=VALUE (e.g. env.sticky_prob=0.25); "
+                        f"{', '.join(POLICY_SHAPING)} stay as the policy learnt them.")
+    before, after = env_spec.model_dump(mode="json"), new.model_dump(mode="json")
+    changed = {k: {"saved": before[k], "evaluated": after[k]} for k in dict.fromkeys(touched) if before[k] != after[k]}
+    return new, changed
 
 
 def summarize(episodes: list[dict]) -> dict:
