@@ -2,16 +2,24 @@
 
     retrodojo roms import PATH...     import ROM dumps (files, folders, zips) into the store
     retrodojo roms bundled            register the ROMs installed packages ship
-    retrodojo roms list [--json]      games playable now, their states and ROM sources
-    retrodojo play GAME ...           play with a random policy through the full stack, film it
-    retrodojo train FILE [--set k=v] [--seed N] [--name NAME] [--runs-dir DIR]
+    retrodojo roms list [--json] [--all]   games playable now, their states and ROM sources
+    retrodojo play GAME [--state S] [--profile P] [--actions SET] [--frames N] [--video OUT.mp4]
+                                      play with a random policy through the full stack, film it
+    retrodojo train FILE [--set k=v] [--seed N | --seeds N...] [--ray [ADDRESS]] [--name NAME] [--runs-dir DIR]
     retrodojo train --resume RUN_DIR [--set budget.frames=N]
-    retrodojo runs [DIR]              the runs: experiment, algo, seed, frames, last eval, status
+    retrodojo runs [DIR] [--json]     the runs: experiment, algo, seed, frames, last eval, status
     retrodojo evaluate RUN_DIR [--checkpoint final|best|latest|FRAMES] [--state S...] [--episodes N]
-                       [--stochastic] [--video] [--bk2] [--json]
-    retrodojo replay FILE.bk2 [--video OUT.mp4] [--scale 2]
-    retrodojo compare RUN_OR_DIR... [--plot PNG] [--json]
+                       [--set env.KEY=VALUE] [--stochastic] [--video [OUT.mp4]] [--bk2] [--json]
+    retrodojo replay FILE.bk2 [--video OUT.mp4] [--scale 2] [--no-sound]
+    retrodojo compare RUN_OR_DIR... [--metric TAG] [--at FRAMES] [--window FRAMES] [--plot PNG]
+                      [--html REPORT.html] [--json]
+    retrodojo states make RUN_DIR|AGENT_DIR|MOVIE.bk2 [--every FRAMES] [--from STATE] [--out DIR] [--prefix P]
+                                      start states cut along an episode
+    retrodojo tune FILE [--trials N] [--storage URL] [--study NAME] [--sampler tpe|random]
+                   [--pruner median|none] [--ray [ADDRESS]]   Optuna search over the file's tune: section
     retrodojo demo [--minutes 5]      NEAT on SMB 1-1 for a few minutes, then the champion on video
+
+User errors (a bad file, an unknown key, a missing ROM) print one paragraph and exit with status 2.
 """
 
 from __future__ import annotations

@@ -97,6 +97,25 @@ def test_shipped_experiments_load_by_name(tmp_path, monkeypatch):
     assert load_spec("smb_ppo").name == "my_smb_ppo"
 
 
+def test_the_cli_docstring_names_every_command():
+    import argparse
+
+    from experiments import cli
+
+    def commands(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, f"{prefix} {name}")
+                return
+        yield prefix
+
+    names = list(commands(cli.build_parser(), "retrodojo"))
+    assert "retrodojo states make" in names and "retrodojo tune" in names
+    missing = [n for n in names if n not in cli.__doc__]
+    assert not missing, f"experiments/cli.py's docstring does not show {missing}"
+
+
 def test_an_experiment_can_use_the_games_own_scenario():
     from experiments.spec import validate_spec
     from wrappers import make_env
