@@ -4,8 +4,10 @@ neat-python 2.0 refuses configs written for 0.92 (the original tutorial's fails 
 configuration item in [NEAT] section: 'no_fitness_termination'"), and silently changes one behaviour:
 without ``single_structural_mutation`` it stores the default as the *string* 'false', which is truthy, so
 every child gets at most one structural mutation. Both are filled with 0.92's values, named in one
-warning. ``num_inputs`` and ``num_outputs`` always come from the wrapped env. neat-python ignores unknown
-keys in ``[DefaultGenome]`` (a typo silently falls back to a default): they are errors here.
+warning. ``num_inputs`` and ``num_outputs`` always come from the wrapped env: a config may leave them out
+(the shipped ones do, so one config serves tiles, pixels and RAM), and one that states other sizes gets a
+warning. neat-python ignores unknown keys in ``[DefaultGenome]`` (a typo silently falls back to a default):
+they are errors here.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def load_neat_config(name: str, num_inputs: int, num_outputs: int,
 
     Returns:
         (config, warnings): one warning naming every key filled for neat-python 2.0, one naming the sizes
-        taken from the env if the file said otherwise.
+        taken from the env if the file states others.
 
     Raises:
         AgentError: a missing file, an unknown key (with a did-you-mean) or a value neat-python rejects.
@@ -111,9 +113,10 @@ def load_neat_config(name: str, num_inputs: int, num_outputs: int,
         parser.set("NEAT", "pop_size", str(pop_size))
     parser.set("DefaultGenome", "num_inputs", str(num_inputs))
     parser.set("DefaultGenome", "num_outputs", str(num_outputs))
-    if old != (str(num_inputs), str(num_outputs)):
-        warnings.append(f"{path}: num_inputs/num_outputs {old[0]}/{old[1]} replaced by {num_inputs}/{num_outputs} "
-                        "from the wrapped env's observation and action spaces")
+    # a size the file leaves out is the env's to give; only one it states otherwise is worth a word
+    if any(given is not None and given != str(want) for given, want in zip(old, (num_inputs, num_outputs))):
+        warnings.append(f"{path}: num_inputs/num_outputs {old[0] or '-'}/{old[1] or '-'} replaced by "
+                        f"{num_inputs}/{num_outputs} from the wrapped env's observation and action spaces")
     try:
         config = _build(parser)
     except Exception as e:  # neat raises bare Exception, RuntimeError, NameError subclasses, ValueError

@@ -2,16 +2,24 @@
 
     retrodojo roms import PATH...     import ROM dumps (files, folders, zips) into the store
     retrodojo roms bundled            register the ROMs installed packages ship
-    retrodojo roms list [--json]      games playable now, their states and ROM sources
-    retrodojo play GAME ...           play with a random policy through the full stack, film it
-    retrodojo train FILE [--set k=v] [--seed N] [--name NAME] [--runs-dir DIR]
+    retrodojo roms list [--json] [--all]   games playable now, their states and ROM sources
+    retrodojo play GAME [--state S] [--profile P] [--actions SET] [--frames N] [--video OUT.mp4]
+                                      play with a random policy through the full stack, film it
+    retrodojo train FILE [--set k=v] [--seed N | --seeds N...] [--ray [ADDRESS]] [--name NAME] [--runs-dir DIR]
     retrodojo train --resume RUN_DIR [--set budget.frames=N]
-    retrodojo runs [DIR]              the runs: experiment, algo, seed, frames, last eval, status
+    retrodojo runs [DIR] [--json]     the runs: experiment, algo, seed, frames, last eval, status
     retrodojo evaluate RUN_DIR [--checkpoint final|best|latest|FRAMES] [--state S...] [--episodes N]
-                       [--stochastic] [--video] [--bk2] [--json]
-    retrodojo replay FILE.bk2 [--video OUT.mp4] [--scale 2]
-    retrodojo compare RUN_OR_DIR... [--baseline random=FILE.json|reference=RUN_OR_DIR] [--plot PNG] [--json]
+                       [--set env.KEY=VALUE] [--stochastic] [--video [OUT.mp4]] [--bk2] [--json]
+    retrodojo replay FILE.bk2 [--video OUT.mp4] [--scale 2] [--no-sound]
+    retrodojo compare RUN_OR_DIR... [--metric TAG] [--at FRAMES] [--window FRAMES] [--plot PNG]
+                      [--baseline random=FILE.json|reference=RUN_OR_DIR] [--html REPORT.html] [--json]
+    retrodojo states make RUN_DIR|AGENT_DIR|MOVIE.bk2 [--every FRAMES] [--from STATE] [--out DIR] [--prefix P]
+                                      start states cut along an episode
+    retrodojo tune FILE [--trials N] [--storage URL] [--study NAME] [--sampler tpe|random]
+                   [--pruner median|none] [--ray [ADDRESS]]   Optuna search over the file's tune: section
     retrodojo demo [--minutes 5]      NEAT on SMB 1-1 for a few minutes, then the champion on video
+
+User errors (a bad file, an unknown key, a missing ROM) print one paragraph and exit with status 2.
 """
 
 from __future__ import annotations
@@ -137,6 +145,7 @@ def _notify(message: str) -> None:
 def cmd_train(args) -> int:
     """Train an experiment file (one run per seed) or resume a run folder."""
     from experiments import runner
+    from experiments.errors import UserError
     from experiments.progress import TrainingBar
     from experiments.spec import load_spec
 
@@ -147,8 +156,8 @@ def cmd_train(args) -> int:
                                      notify=_notify)]
         else:
             if not args.file:
-                raise SystemExit("retrodojo train: give an experiment FILE (or a shipped experiment's name) "
-                                 "or --resume RUN_DIR")
+                raise UserError("retrodojo train: give an experiment FILE (or a shipped experiment's name, such "
+                                "as smb_ppo) or --resume RUN_DIR.")
             spec = load_spec(args.file, args.set)
             seeds = args.seeds or ([args.seed] if args.seed is not None else None)
             if args.ray:
@@ -251,7 +260,7 @@ def cmd_evaluate(args) -> int:
     """Play a saved policy on any states of its game; report per state and overall; results.json, mp4, bk2."""
     import agents.base as agents
     from experiments.errors import UserError
-    from experiments.evaluate import Evaluator, results, save_results
+    from experiments.evaluate import Evaluator, override_env, results, save_results
     from wrappers import roms
     from wrappers.settings import state_problems
 
@@ -262,7 +271,10 @@ def cmd_evaluate(args) -> int:
     if note:
         err_console.print(note)
     agent = agents.load(agent_dir, device=args.device)
-    env_spec = agent.env_spec
+    env_spec, overridden = override_env(agent.env_spec, args.set)
+    if overridden and not args.json:
+        console.print("env as evaluated: " + ", ".join(f"{k} {v['evaluated']!r} (trained with {v['saved']!r})"
+                                                      for k, v in overridden.items()), soft_wrap=True)
     states = args.state or (spec.eval_states() if spec else env_spec.states)
     if args.state:
         problems = state_problems(roms.canonical_game(env_spec.game), args.state, "--state")
@@ -292,7 +304,8 @@ def cmd_evaluate(args) -> int:
     finally:
         ev.close()
     out = results(result["episodes"], result["mean"], env_spec, deterministic, run=path, agent=agent_dir,
-                  checkpoint=args.checkpoint, algo=agent.algo, states=states, video=video, bk2=bk2_dir)
+                  checkpoint=args.checkpoint, algo=agent.algo, states=states, video=video, bk2=bk2_dir,
+                  env_overrides=overridden)
     saved = save_results(out, out_dir)
     if args.json:
         print(json.dumps(out, indent=2))
@@ -520,8 +533,7 @@ def cmd_demo(args) -> int:
                      if first else "; the flag not reached yet (resume to continue: "
                      f"retrodojo train --resume {folder} --set budget.minutes=60)"))
     eval_args = argparse.Namespace(run=str(folder), episodes=1, json=False, video="auto", stochastic=False,
-                                   checkpoint="final", state=None, bk2=False,
-                                   device="auto")
+                                   checkpoint="final", state=None, bk2=False, set=[], device="auto")
     cmd_evaluate(eval_args)
     console.print(f"run folder: [bold]{folder}[/]")
     console.print(f"curves: [bold].venv/bin/tensorboard --logdir {args.runs_dir}[/] (or `make tensorboard`)")
@@ -594,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--video", nargs="?", const="auto", default=None, help="write an mp4 (default under eval/)")
     ev.add_argument("--bk2", action="store_true", help="write each episode as a .bk2 movie (under eval/bk2/)")
     ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy ones")
+    ev.add_argument("--set", action="append", default=[], metavar="env.KEY=VALUE",
+                    help="play with an env setting other than the saved one (repeatable), e.g. "
+                         "env.sticky_prob=0.25 or env.episode=run; results.json records what changed")
     ev.add_argument("--device", default="auto")
     ev.set_defaults(func=cmd_evaluate)
 

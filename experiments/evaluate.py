@@ -6,16 +6,95 @@ Every algorithm is judged the same way (same states, same episodes, same env see
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
 import numpy as np
 
+from experiments.errors import UserError
 from wrappers.factory import env_thunk
-from wrappers.settings import EnvSpec
+from wrappers.settings import EnvSettings, EnvSpec, env_problems
 
 #: The eval env's seed: the same for every run, so every algorithm meets the same sticky-action draws.
 EVAL_SEED = 20_241_124
+
+#: Env settings that shape what a policy sees or does: a saved policy plays only with the ones it learnt on.
+POLICY_SHAPING = ("obs", "resize", "grayscale", "frame_stack", "actions")
+
+
+def override_env(env_spec: EnvSpec, overrides: list[str] | None) -> tuple[EnvSpec, dict]:
+    """The saved env spec with ``env.KEY=VALUE`` overrides (values read as YAML) applied, as
+    rl-baselines3-zoo's ``enjoy`` takes env kwargs: a whole bout for a policy trained on rounds, sticky
+    actions for one trained without. ``env.rewards.TERM=VALUE`` re-weights one reward term.
+
+    Returns:
+        (the new spec, ``{key: {"saved": value, "evaluated": value}}`` for each setting that changed).
+
+    Raises:
+        UserError: one paragraph naming every bad override: not ``env.*``, an unknown setting (with a
+            did-you-mean), one that shapes the policy's inputs or outputs, or a value the setting or the
+            game's profile refuses.
+    """
+    from pydantic import ValidationError
+
+    from experiments.spec import SpecError, parse_yaml
+
+    if not overrides:
+        return env_spec, {}
+    fields = list(EnvSettings.model_fields)
+    data = env_spec.model_dump()
+    errors: list[str] = []
+    touched: list[str] = []
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        path = key.split(".")
+        if not sep or path[0] != "env" or len(path) < 2:
+            hint = f" (did you mean env.{key}?)" if key in fields else ""
+            errors.append(f"{item}: give env.KEY=VALUE{hint}")
+            continue
+        name = path[1]
+        if name == "state":
+            errors.append(f"{key}: give the states to play with --state")
+            continue
+        if name not in fields:
+            near = difflib.get_close_matches(name, fields, n=1)
+            errors.append(f"{key}: unknown env setting" + (f", did you mean env.{near[0]}?" if near else
+                                                           f" (the settings: {', '.join(fields)})"))
+            continue
+        if name in POLICY_SHAPING:
+            errors.append(f"{key}: the policy learnt on {name} {data[name]!r}, which shapes what it sees or does, "
+                          "so it cannot play with another")
+            continue
+        if len(path) > 2 and (name != "rewards" or len(path) > 3):
+            errors.append(f"{key}: only env.rewards takes a part (env.rewards.TERM=VALUE)")
+            continue
+        try:
+            value = parse_yaml(raw, key)
+        except SpecError as e:
+            errors += [f"{key}: {m}" for m in e.errors]
+            continue
+        if len(path) == 3:
+            data["rewards"] = {**(data["rewards"] or {}), path[2]: value}
+        else:
+            data[name] = value
+        touched.append(name)
+    # the well-formed overrides are checked even when others were not, so every problem shows at once
+    new = None
+    try:
+        new = EnvSpec.model_validate(data)
+    except ValidationError as e:
+        errors += [f"env.{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')} "
+                   f"(got {err['input']!r})" for err in e.errors()]
+    errors += [f"env.{k}: {m}" for k, m in env_problems(data, require_rom=False) if k in touched]
+    if errors:
+        raise UserError("retrodojo evaluate --set: " + "; ".join(errors) + ". Overrides are settings of the "
+                        "experiment's env: section, given as env.KEY=VALUE (e.g. env.sticky_prob=0.25); "
+                        f"{', '.join(POLICY_SHAPING)} stay as the policy learnt them.")
+    before, after = env_spec.model_dump(mode="json"), new.model_dump(mode="json")
+    changed = {k: {"saved": before[k], "evaluated": after[k]} for k in dict.fromkeys(touched) if before[k] != after[k]}
+    return new, changed
 
 
 def summarize(episodes: list[dict]) -> dict:
@@ -62,7 +141,8 @@ RESULT_FIELDS = ("r", "progress", "success", "frames", "reason", "state", "terms
 
 def results(episodes: list[dict], mean: dict, env_spec: EnvSpec, deterministic: bool, *, run: str | Path,
             agent: str | Path, checkpoint: str, algo: str, states: list[str] | None,
-            video: str | Path | None = None, bk2: str | Path | None = None) -> dict:
+            video: str | Path | None = None, bk2: str | Path | None = None,
+            env_overrides: dict | None = None) -> dict:
     """What ``retrodojo evaluate`` reports and keeps in ``eval/results.json``: every episode, statistics per
     state (:func:`describe`) and over all of them, the means, and whether the episodes could differ at all.
 
@@ -70,13 +150,14 @@ def results(episodes: list[dict], mean: dict, env_spec: EnvSpec, deterministic: 
         episodes: the episode records of :meth:`Evaluator.run`; ``mean``: its means.
         env_spec: the env they were played in; ``deterministic``: whether actions were greedy.
         run, agent, checkpoint, algo, states, video, bk2: what was played and written, recorded as given.
+        env_overrides: ``{key: {saved, evaluated}}`` for each env setting ``--set`` changed.
     """
     # A greedy policy on an env without randomness plays one episode per state, however often it is asked.
     fixed = deterministic and env_spec.sticky_prob == 0 and env_spec.noop_max == 0
     per_state = {st: describe([e for e in episodes if e["state"] == st], fixed)
                  for st in dict.fromkeys(e["state"] for e in episodes)}
     return {"run": str(run), "agent": str(agent), "checkpoint": checkpoint, "algo": algo, "deterministic": fixed,
-            "states": states,
+            "states": states, "env_overrides": env_overrides or {},
             "episodes": [{("return" if k == "r" else k): e.get(k) for k in RESULT_FIELDS} for e in episodes],
             "per_state": per_state, "overall": describe(episodes, fixed), "mean": mean,
             "video": str(video) if video else None, "bk2": str(bk2) if bk2 else None}
@@ -140,8 +221,8 @@ class Evaluator:
             policy: any :class:`agents.base.Policy`.
             video: an mp4 of every episode, at the console's own frame rate over the frame skip (real speed).
             on_episode: called with (index, episode record) as each episode ends.
-            bk2_dir: write each episode as a stable-retro ``.bk2`` movie here (``<state>-<index>.bk2``); an
-                episode's record gets its path under ``bk2``.
+            bk2_dir: write each episode as a stable-retro ``.bk2`` movie here, named by state and three-digit
+                index (``Level1-1-000.bk2``); an episode's record gets its path under ``bk2``.
             bk2_keep: ``all`` movies, or only the ``best`` episode's (highest return).
             episodes: this many instead of the protocol's.
             cut_every: every this many emulator frames, keep the emulator's state: an episode's record gets

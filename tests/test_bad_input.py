@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from agents.base import load as load_agent
 from agents.neat_config import load_neat_config
 from experiments.cli import main
-from experiments.spec import ExperimentSpec, load_spec
+from experiments.spec import ExperimentSpec, SpecError, load_spec
 from wrappers import roms
 from wrappers.configs import resolve
 from wrappers.errors import UserError
@@ -58,7 +58,7 @@ def test_any_bytes_as_an_experiment_file(data):
     try:
         assert isinstance(load_spec(path), ExperimentSpec)
     except UserError as e:
-        assert str(e)
+        assert str(path) in str(e)  # the message names the file it is about
     finally:
         path.unlink()
 
@@ -70,7 +70,10 @@ def test_any_yaml_document_as_an_experiment(doc):
     try:
         assert isinstance(load_spec(path, require_rom=False), ExperimentSpec)
     except UserError as e:
-        assert str(e)
+        assert str(path) in str(e)  # the message names the file, and each problem its key
+        if isinstance(e, SpecError) and isinstance(doc, dict):
+            heads = {"(top level)", *ExperimentSpec.model_fields, *(str(k) for k in doc)}
+            assert all(any(line.startswith(h) for h in heads) for line in e.errors), e.errors
     finally:
         path.unlink()
 
@@ -203,6 +206,11 @@ def test_a_folder_given_as_experiment_says_what_it_is(tmp_path, capsys):
     assert rc == 2 and "is a folder, not an experiment file" in text and "train --resume" in text
     rc, text = _run_cli(["train", "smb_pppo"], capsys)
     assert rc == 2 and "Did you mean the shipped experiment smb_ppo?" in text
+
+
+def test_train_without_a_file_is_a_user_error_like_any_other(capsys):
+    rc, text = _run_cli(["train"], capsys)
+    assert rc == 2 and "error:" in text and "give an experiment FILE" in text and "--resume RUN_DIR" in text
 
 
 def _fake_run(tmp_path: Path) -> Path:

@@ -97,12 +97,44 @@ def test_shipped_experiments_load_by_name(tmp_path, monkeypatch):
     assert load_spec("smb_ppo").name == "my_smb_ppo"
 
 
+def test_the_cli_docstring_names_every_command():
+    import argparse
+
+    from experiments import cli
+
+    def commands(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, f"{prefix} {name}")
+                return
+        yield prefix
+
+    names = list(commands(cli.build_parser(), "retrodojo"))
+    assert "retrodojo states make" in names and "retrodojo tune" in names
+    missing = [n for n in names if n not in cli.__doc__]
+    assert not missing, f"experiments/cli.py's docstring does not show {missing}"
+
+
 def test_an_experiment_can_use_the_games_own_scenario():
     from experiments.spec import validate_spec
+    from wrappers import make_env
 
     spec = validate_spec({"name": "pong", "game": "Pong-Atari2600", "profile": "scenario", "agent": {"algo": "ppo"},
-                          "budget": {"frames": 1000}}, "x")
-    assert spec.env_spec().profile == "scenario"
+                          "budget": {"frames": 1000}, "env": {"stuck_frames": None, "frame_stack": 1}}, "x")
+    # the env it trains on takes reward and done from Pong's scenario.json: -1 a point conceded, the game
+    # over when one side passes 20. A paddle that never moves concedes all 21 points.
+    with make_env(spec.env_spec(), seed=0) as env:
+        assert env.action_space.n == 18  # every combination of the 2600's button groups
+        env.reset()
+        data = env.unwrapped.data
+        for _ in range(5000):
+            _, reward, terminated, truncated, info = env.step(0)
+            if terminated or truncated:
+                break
+        assert terminated and info["reason"] == "scenario"
+        assert (data.lookup_value("score1"), data.lookup_value("score2")) == (21, 0)
+        assert info["episode"]["r"] == -21.0 and info["episode"]["terms"] == {"scenario": -21.0}
 
 
 @pytest.mark.slow

@@ -165,12 +165,23 @@ def test_discretizer_presses_the_buttons_of_the_action_set():
 
 
 def test_raw_buttons_are_float_multibinary():
-    with make_env(smb_spec(actions="buttons", frame_stack=1)) as env:
+    from wrappers.profile import system_buttons
+
+    right = system_buttons("SuperMarioBros-Nes").index("RIGHT")
+    with make_env(smb_spec(actions="buttons", frame_stack=1, stuck_frames=None)) as env:
         assert env.action_space.dtype == np.float32 and env.action_space.n == 9
         env.reset()
-        a = env.action_space.sample()
-        assert a.dtype == np.float32
-        env.step(a)
+        assert env.action_space.sample().dtype == np.float32
+        # a policy's floats are buttons pressed above 0.5: RIGHT at 0.4 is not pressed, at 0.6 it is
+        action = np.zeros(9, np.float32)
+        action[right] = 0.4
+        for _ in range(20):
+            _, _, _, _, info = env.step(action)
+        assert info["progress"] == 0
+        action[right] = 0.6
+        for _ in range(20):
+            _, reward, terminated, truncated, info = env.step(action)
+        assert info["progress"] > 20 and reward > 0 and not (terminated or truncated)
 
 
 def test_state_pool_draws_states_and_options_pick_one():

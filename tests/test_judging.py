@@ -164,6 +164,38 @@ def test_evaluate_any_state_any_checkpoint_with_identical_episodes_said(judged_r
 
 
 @pytest.mark.slow
+def test_evaluate_overrides_the_saved_env_and_records_it(judged_run, capsys):
+    run = judged_run
+    assert main(["evaluate", str(run), "--episodes", "2", "--set", "env.max_frames=40", "--set",
+                 "env.sticky_prob=0.25", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # the episodes were played with the overrides: cut at 40 frames, and no longer one greedy replay
+    assert [(e["frames"], e["reason"]) for e in out["episodes"]] == [(40, "time_limit")] * 2
+    assert not out["deterministic"]
+    expected = {"max_frames": {"saved": 18_000, "evaluated": 40}, "sticky_prob": {"saved": 0.0, "evaluated": 0.25}}
+    assert out["env_overrides"] == expected
+    assert json.loads((run / "eval" / "results.json").read_text())["env_overrides"] == expected
+    # the run itself is untouched: its saved env is what the next evaluation starts from
+    assert main(["evaluate", str(run), "--episodes", "1", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["env_overrides"] == {} and again["episodes"][0]["frames"] > 40
+    # every bad override is named in one paragraph, exit 2, before anything is played
+    bad = {"env.stiky_prob=0.2": "env.stiky_prob: unknown env setting, did you mean env.sticky_prob?",
+           "env.sticky_prob=2": "env.sticky_prob: Input should be less than 1 (got 2)",
+           "env.episode=bout": "env.episode: Input should be 'round', 'match' or 'run' (got 'bout')",
+           "env.frame_stack=4": "env.frame_stack: the policy learnt on frame_stack 1",
+           "env.rewards.coin=1": "env.rewards: unknown reward term(s) coin for profile smb",
+           "sticky_prob=0.1": "sticky_prob=0.1: give env.KEY=VALUE (did you mean env.sticky_prob?)"}
+    args = [a for item in bad for a in ("--set", item)]
+    assert main(["evaluate", str(run), *args]) == 2
+    err = capsys.readouterr().err
+    text = " ".join(err.split())
+    assert "Traceback" not in err and text.startswith("error: retrodojo evaluate --set:")
+    for message in bad.values():
+        assert message in text, message
+
+
+@pytest.mark.slow
 def test_bk2_replays_to_an_mp4_at_the_consoles_rate(judged_run, tmp_path, capsys):
     import imageio.v3 as iio
     import stable_retro

@@ -139,6 +139,28 @@ def test_tutorial_config_loads_with_one_warning():
     assert any("1120/12 replaced by 840/9" in w for w in warnings)
 
 
+def test_shipped_neat_experiments_load_their_configs_without_a_warning():
+    from experiments.spec import load_spec
+    from wrappers import configs, roms
+
+    warned, checked = {}, []
+    for name in configs.available("experiments"):
+        spec = load_spec(name, require_rom=False)
+        if spec.agent.algo != "neat":
+            continue
+        if roms.rom_path(spec.game):
+            agent = agents.create(spec.agent, spec.env_spec(), 1)
+            agent.setup()  # the sizes of the env the experiment makes
+            warnings = agent.warnings
+        else:  # no ROM here to size the env: a config that leaves the sizes to the env agrees with any
+            warnings = load_neat_config(spec.agent.config, 7, 3, pop_size=spec.agent.pop_size)[1]
+        checked.append(name)
+        if warnings:
+            warned[name] = warnings
+    assert {"smb_neat", "smb_neat_pixels", "airstriker_neat", "sf2_neat", "sonic2_neat"} <= set(checked)
+    assert not warned
+
+
 def test_unknown_genome_key_is_an_error_not_silence(tmp_path):
     cfg = tmp_path / "typo.cfg"
     cfg.write_text(config_path("smb").read_text().replace("conn_add_prob", "conn_add_prb"))
@@ -166,6 +188,21 @@ def test_extinction_without_reset_keeps_checkpoint_and_champion(tmp_path):
     assert (run / "final" / "champion.pkl").is_file()
     assert sorted((run / "checkpoints").iterdir())
     assert agents.load(run / "final").champion.fitness is not None
+
+
+@pytest.mark.slow
+def test_champion_movies_play_one_episode_whatever_eval_episodes_says(tmp_path):
+    runs = tmp_path / "runs"
+    path = write_experiment(tmp_path, 1, record_champions=True)
+    assert main(["train", str(path), "--runs-dir", str(runs), "--set", "eval.episodes=2"]) == 0
+    run = one_run(runs)
+    assert meta(run)["status"] == "finished"
+    (movie,) = (run / "eval" / "bk2").glob("champion-gen*.bk2")
+    assert movie.stat().st_size > 0 and not (run / "eval" / "bk2" / "tmp").exists()
+    # the evaluations themselves still play the protocol's two episodes
+    from experiments.run import read_history
+
+    assert [len(h["episodes"]) for h in read_history(run)] == [2, 2]
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ drawn more often where the agent fails."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -49,13 +50,35 @@ def test_states_cut_from_a_policy_episode_start_where_it_was(tiny_run, capsys):
 
 
 @pytest.mark.slow
-def test_states_cut_from_a_bk2_movie(tiny_run, tmp_path, capsys):
-    assert main(["evaluate", str(tiny_run), "--episodes", "1", "--bk2"]) == 0
-    capsys.readouterr()
+def test_states_cut_from_a_bk2_movie(tiny_run, capsys):
+    from experiments.replay import movie_env, movie_steps
+
+    assert main(["evaluate", str(tiny_run), "--episodes", "1", "--bk2", "--json"]) == 0
+    (episode,) = json.loads(capsys.readouterr().out)["episodes"]
     (movie,) = sorted((tiny_run / "eval" / "bk2").glob("*/*.bk2"))
-    assert main(["states", "make", str(movie), "--every", "25", "--out", str(tmp_path)]) == 0
-    made = sorted(tmp_path.glob("*.state"))
-    assert len(made) >= 2 and made[0].name.endswith("at000000.state")
+    assert main(["states", "make", str(movie), "--every", "25", "--prefix", "Level1-1-movie"]) == 0
+    names = sorted(s for s in roms.states("SuperMarioBros-Nes") if s.startswith("Level1-1-movie"))
+    # one every 25 frames of the episode the movie holds, its start included
+    assert names == [f"Level1-1-movie{f:06d}" for f in range(0, episode["frames"] + 1, 25)]
+    # each file holds the emulator exactly as the movie's replay had it at the state's frame
+    folder = roms.store_dir() / roms.canonical_game("SuperMarioBros-Nes")
+    with movie_env(movie) as (mv, env):
+        ram = {0: env.unwrapped.get_ram().copy()}
+        for frames in movie_steps(mv, env):
+            if frames % 25 == 0:
+                ram[frames] = env.unwrapped.get_ram().copy()
+        for name in names:
+            env.unwrapped.em.set_state(gzip.decompress((folder / f"{name}.state").read_bytes()))
+            assert np.array_equal(env.unwrapped.get_ram(), ram[int(name[-6:])]), name
+    # and loads by name as the game's own states do, further along the level the later it was cut
+    xs = []
+    for name in (names[0], names[len(names) // 2], names[-1]):
+        with make_env(smb_spec(state=name, frame_stack=1, obs="tiles")) as env:
+            env.reset()
+            data = env.unwrapped.data
+            xs.append(256 * data.lookup_value("xscrollHi") + data.lookup_value("xscrollLo"))
+    assert xs[0] == 0 and xs[-1] > xs[1] > 0  # Level1-1's start, then further along
+    assert xs[-1] <= episode["progress"]
 
 
 def test_a_pool_weighted_by_failures_starts_where_the_agent_fails():

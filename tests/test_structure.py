@@ -3,15 +3,18 @@ typed run contract, hyperparameter models that match the SB3 constructors, and t
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import inspect
 import typing
+from pathlib import Path
 
 import pytest
 
 import agents
 import experiments
 import wrappers
-from agents.base import ALGOS, RunContext, agent_class
+from agents.base import ALGOS, Agent, RunContext, agent_class
 from experiments.spec import ExperimentSpec
 from wrappers.settings import EnvSettings, EnvSpec, StrictModel, env_problems
 
@@ -57,16 +60,32 @@ def test_env_spec_check_raises_every_problem_at_once():
     assert "the env has 2 problems" in str(e.value)
 
 
+def _shape(function) -> list[tuple]:
+    """A callable's parameters as (name, kind, default): what a caller relies on, annotations aside."""
+    return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+
+def _protocol_methods(protocol: type) -> list[str]:
+    return [n for n, v in protocol.__dict__.items()
+            if not n.startswith("_") and (callable(v) or isinstance(v, classmethod))]
+
+
 def test_run_implements_the_run_contract(tmp_path):
     from experiments.run import Run
 
     spec = ExperimentSpec.model_validate({"name": "x", "game": "SuperMarioBros-Nes", "state": "Level1-1",
                                           "profile": "smb", "agent": {"algo": "ppo"}, "budget": {"frames": 10}})
     run = Run.create(spec, 1, tmp_path)
-    assert isinstance(run, RunContext)
-    members = {n for n in RunContext.__dict__ if not n.startswith("_")} | set(RunContext.__annotations__)
-    missing = [m for m in members if not hasattr(run, m)]
-    assert not missing
+    # every method an agent may call takes what the contract says: same parameters, order and defaults
+    methods = _protocol_methods(RunContext)
+    assert {"begin", "tick", "finish", "checkpoint", "record_bk2"} <= set(methods)
+    for name in methods:
+        assert _shape(getattr(Run, name)) == _shape(getattr(RunContext, name)), f"Run.{name}"
+    # and every attribute holds a value of the declared type
+    for name, tp in typing.get_type_hints(RunContext).items():
+        if tp is not typing.Any:
+            assert isinstance(getattr(run, name), tp), f"Run.{name} is {getattr(run, name)!r}, not {tp.__name__}"
+    assert (run.dir, run.seed, run.resumes, run.start_frames) == (tmp_path / "x" / run.dir.name, 1, 0, 0)
     run.close("finished")
 
 
@@ -74,9 +93,14 @@ def test_run_implements_the_run_contract(tmp_path):
 def test_agents_declare_the_agent_protocol(algo):
     cls = agent_class(algo)
     assert cls.algo == algo and issubclass(cls.Spec, StrictModel)
-    for member in ("learn", "write_checkpoint", "save", "load", "policy"):
-        assert callable(getattr(cls, member)), member
+    # each method takes what the Agent protocol says (the runner and evaluator call them by it)
+    for name in _protocol_methods(Agent):
+        assert _shape(getattr(cls, name)) == _shape(getattr(Agent, name)), f"{cls.__name__}.{name}"
+    assert isinstance(inspect.getattr_static(cls, "load"), classmethod)  # load builds an agent from a folder
     assert typing.get_args(cls.Spec.model_fields["algo"].annotation) == (algo,)
+    problems = getattr(cls, "problems", None)
+    if problems is not None:
+        assert [p[0] for p in _shape(problems)] == ["spec", "env"], f"{cls.__name__}.problems"
 
 
 def _sb3_class(algo: str):
@@ -113,3 +137,27 @@ def test_public_api_is_reexported():
     assert agents.load is agents.base.load and experiments.load_spec is experiments.spec.load_spec
     with pytest.raises(AttributeError):
         _ = wrappers.no_such_name
+
+
+def _imports_of(path, package: str) -> set[str]:
+    """The modules of ``package`` a file imports, at its top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == package:
+            names = [f"{node.module}.{a.name}" for a in node.names] if node.module == package else [node.module]
+            found.update(names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == package)
+    return found
+
+
+def test_the_wrappers_layer_imports_one_way():
+    # a lazy import inside a function is a circle all the same: the two modules cannot be understood,
+    # tested or split apart one without the other
+    root = Path(wrappers.__file__).parent
+    modules = {f"wrappers.{p.stem}": p for p in root.glob("*.py") if p.stem != "__init__"}
+    graph = {name: _imports_of(path, "wrappers") & set(modules) for name, path in modules.items()}
+    try:
+        list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as e:
+        pytest.fail(f"wrappers modules import each other: {' -> '.join(e.args[1])}")

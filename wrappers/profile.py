@@ -40,7 +40,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator, model_
 
 from wrappers import configs
 from wrappers.errors import UserError, read_text_file
-from wrappers.settings import StrictModel
+from wrappers.models import StrictModel
 
 #: The profile name that needs no file: reward and done from the integration's own scenario.json.
 SCENARIO = "scenario"
@@ -348,7 +348,9 @@ def available_profiles() -> list[str]:
 
 
 @lru_cache(maxsize=64)
-def _integration_variables(game: str) -> dict[str, dict]:
+def integration_variables(game: str) -> dict[str, dict]:
+    """The variables of ``game``'s ``data.json`` as stable-retro writes them (``{name: {address, type, ...}}``;
+    empty if the integration has none). Cached: treat the result as read-only."""
     import stable_retro.data as rdata
 
     from wrappers import roms
@@ -488,7 +490,7 @@ def check_profile(profile: Profile) -> list[str]:
 
     errors: list[str] = []
     try:
-        base = _integration_variables(profile.game)
+        base = integration_variables(profile.game)
     except roms.RomError as e:
         return [f"game: {e}"]
     variables = set(base) | set(profile.variables) | set(profile.derived)

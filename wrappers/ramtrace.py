@@ -15,7 +15,6 @@ real integration's ``data.json``. The decoding follows stable-retro byte for byt
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -110,13 +109,9 @@ class RamImage:
 
 def integration_variables(game: str, profile=None) -> dict[str, VarSpec]:
     """The data.json variables of an installed integration, with a profile's extra ones on top."""
-    import stable_retro.data as rdata
+    from wrappers import profile as profiles
 
-    from wrappers import roms
-
-    path = rdata.get_file_path(roms.canonical_game(game), "data.json", roms.INTTYPE)
-    with open(path) as f:
-        info = json.load(f).get("info", {})
+    info = profiles.integration_variables(game)
     out = {n: VarSpec(int(v["address"]), v["type"], v.get("mask")) for n, v in info.items()}
     if profile is not None:
         out.update({n: VarSpec(v.address, v.type, v.mask) for n, v in profile.variables.items()})

@@ -16,21 +16,13 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from wrappers.errors import UserError
+from wrappers.models import StrictModel  # re-exported: agents and experiments build their settings on it
 
 #: (key, message): a problem of one field; keys are field names, ``state[1]`` for the second pool state.
 Problem = tuple[str, str]
-
-
-class StrictModel(BaseModel):
-    """Base of every settings model: unknown keys are errors, and defaults are validated like input.
-
-    ``validate_default`` turns defaults written as plain data (a schedule mapping) into typed models too.
-    """
-
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class EnvSettings(StrictModel):

@@ -65,6 +65,33 @@ def compile_condition(cond: Condition) -> Rule:
     return lambda v, p, s, e: fn(v[var], value)
 
 
+class VariableReader:
+    """Reads the values of ``names`` from RAM: a RAM variable as ``read`` gives it, a derived one as
+    ``offset + sum(weight * variable)``, clipped to ``[low, high]`` if the profile says so.
+
+    Called as ``reader()``, it returns ``{name: value}`` for the names and the RAM variables behind them.
+    """
+
+    def __init__(self, profile: Profile, names, read: Callable[[str], float]):
+        names = set(names)
+        raw: set[str] = set()
+        for name in names:
+            raw |= set(profile.derived[name].sum) if name in profile.derived else {name}
+        self._raw = sorted(raw)
+        self._read = read
+        # unpacked once: this runs every agent step
+        self._derived = [(n, d.offset, list(d.sum.items()), d.clip) for n, d in profile.derived.items()
+                         if n in names]
+
+    def __call__(self) -> dict[str, float]:
+        """The current values."""
+        v = {name: self._read(name) for name in self._raw}
+        for name, offset, terms, clip in self._derived:
+            x = offset + sum(w * v[var] for var, w in terms)
+            v[name] = min(max(x, clip[0]), clip[1]) if clip else x
+        return v
+
+
 class StepResult:
     """What the profile says about one agent step."""
 
@@ -201,7 +228,6 @@ class GameTracker:
                  scenario_done: Callable[[], bool] | None = None, episode: str = "match"):
         self.profile = profile
         self.episode = episode
-        self._read = read
         self._scenario_reward = scenario_reward
         self._scenario_done = scenario_done
         signals = set(FIGHT_SIGNALS) if profile.fight else set()
@@ -218,12 +244,7 @@ class GameTracker:
             needed |= {x for x in (m.sum, m.last, m.max) if x and x not in profile.rewards}
         needed |= set(profile.observe)
         needed -= signals
-        raw_needed = set()
-        for name in needed:
-            raw_needed |= set(profile.derived[name].sum) if name in profile.derived else {name}
-        self._raw = sorted(raw_needed)
-        self._derived = [(n, d.offset, list(d.sum.items()), d.clip) for n, d in profile.derived.items()
-                         if n in needed]
+        self._values = VariableReader(profile, needed, read)
         self.fight = FightTracker(profile.fight) if profile.fight else None
         self._done = [(n, compile_condition(c)) for n, c in profile.done.items()]
         success = profile.success
@@ -244,11 +265,7 @@ class GameTracker:
 
     def values(self) -> dict[str, float]:
         """Read every variable the profile needs, derived ones included."""
-        v = {name: self._read(name) for name in self._raw}
-        for name, offset, terms, clip in self._derived:
-            x = offset + sum(w * v[var] for var, w in terms)
-            v[name] = min(max(x, clip[0]), clip[1]) if clip else x
-        return v
+        return self._values()
 
     def reset(self) -> dict[str, float]:
         """Start an episode from the current RAM; returns the variable values."""
@@ -342,17 +359,11 @@ def condition_reader(profile: Profile, cond: Condition, read: Callable[[str], fl
 
     Only plain comparisons are meaningful here: there is no previous step, scenario flag or event.
     """
-    names = set()
-    for var in cond.variables():
-        names |= set(profile.derived[var].sum) if var in profile.derived else {var}
-    derived = [(n, d) for n, d in profile.derived.items() if n in cond.variables()]
+    values = VariableReader(profile, cond.variables(), read)
     rule = compile_condition(cond)
 
     def holds() -> bool:
-        v = {n: read(n) for n in names}
-        for n, d in derived:
-            x = d.offset + sum(w * v[var] for var, w in d.sum.items())
-            v[n] = min(max(x, d.clip[0]), d.clip[1]) if d.clip else x
+        v = values()
         return bool(rule(v, v, False, set()))
 
     return holds
