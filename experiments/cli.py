@@ -9,7 +9,7 @@
     retrodojo train --resume RUN_DIR [--set budget.frames=N]
     retrodojo runs [DIR] [--json]     the runs: experiment, algo, seed, frames, last eval, status
     retrodojo evaluate RUN_DIR [--checkpoint final|best|latest|FRAMES] [--state S...] [--episodes N]
-                       [--set env.KEY=VALUE] [--stochastic] [--video [OUT.mp4]] [--bk2] [--json]
+                       [--set env.KEY=VALUE] [--stochastic | --greedy] [--video [OUT.mp4]] [--bk2] [--json]
     retrodojo replay FILE.bk2 [--video OUT.mp4] [--scale 2] [--no-sound]
     retrodojo compare RUN_OR_DIR... [--metric TAG] [--at FRAMES] [--window FRAMES] [--plot PNG]
                       [--baseline random=FILE.json|reference=RUN_OR_DIR] [--html REPORT.html] [--json]
@@ -271,7 +271,9 @@ def cmd_evaluate(args) -> int:
     if note:
         err_console.print(note)
     agent = agents.load(agent_dir, device=args.device)
-    env_spec, overridden = override_env(agent.env_spec, args.set)
+    # the experiment's evaluation env (eval.env), then the command line's --set on top
+    protocol = [f"env.{k}={json.dumps(v)}" for k, v in (spec.eval.env if spec else {}).items()]
+    env_spec, overridden = override_env(agent.env_spec, protocol + list(args.set or []))
     if overridden and not args.json:
         console.print("env as evaluated: " + ", ".join(f"{k} {v['evaluated']!r} (trained with {v['saved']!r})"
                                                       for k, v in overridden.items()), soft_wrap=True)
@@ -288,7 +290,9 @@ def cmd_evaluate(args) -> int:
     if args.video:
         video = Path(args.video) if args.video != "auto" else out_dir / f"{agent.algo}-{stamp}.mp4"
     bk2_dir = out_dir / "bk2" / stamp if args.bk2 else None
-    deterministic = not args.stochastic
+    # the experiment's own protocol (sampled for fights) unless asked otherwise
+    deterministic = False if args.stochastic else True if args.greedy else \
+        (spec.eval.deterministic if spec else True)
     ev = Evaluator(env_spec.model_copy(update={"state": states}) if states else env_spec, episodes, states,
                    deterministic=deterministic, local=True)
 
@@ -330,9 +334,15 @@ def _print_eval_table(out: dict) -> None:
         table.add_column(col, no_wrap=col == "state")
     for state, d in rows:
         n = f"{d['episodes']}" + (f" ({d['distinct']} distinct)" if d["distinct"] < d["episodes"] else "")
-        table.add_row(str(state), n, _pm(d["return"]), _pm(d["progress"]), f"{d['success_rate']:.0%}",
+        lo, hi = d.get("success_interval", (None, None))
+        success = f"{d['success_rate']:.0%}" + (f" [{lo:.0%}, {hi:.0%}]" if lo is not None and not d["identical"]
+                                                 else "")
+        table.add_row(str(state), n, _pm(d["return"]), _pm(d["progress"]), success,
                       f"{d['frames']['mean']:,.0f}", *(_pm(d[m]) for m in metrics))
     console.print(table)
+    if not out["overall"].get("identical"):
+        console.print("success: the share of episodes that met the profile's success rule (a won bout, the flag), "
+                      "with its 95% Wilson interval over episodes.", soft_wrap=True)
     if out["overall"].get("identical"):
         console.print(f"The policy is greedy and the env has no randomness (no sticky actions, no no-op starts): "
                       f"the {out['overall']['episodes']} episodes are {out['overall']['distinct']} distinct ones, "
@@ -532,7 +542,7 @@ def cmd_demo(args) -> int:
                   + (f"; first reached the flag after {first['frames']:,} frames ({first['seconds'] / 60:.1f} min)"
                      if first else "; the flag not reached yet (resume to continue: "
                      f"retrodojo train --resume {folder} --set budget.minutes=60)"))
-    eval_args = argparse.Namespace(run=str(folder), episodes=1, json=False, video="auto", stochastic=False,
+    eval_args = argparse.Namespace(run=str(folder), episodes=1, json=False, video="auto", stochastic=False, greedy=True,
                                    checkpoint="final", state=None, bk2=False, set=[], device="auto")
     cmd_evaluate(eval_args)
     console.print(f"run folder: [bold]{folder}[/]")
@@ -605,7 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--video", nargs="?", const="auto", default=None, help="write an mp4 (default under eval/)")
     ev.add_argument("--bk2", action="store_true", help="write each episode as a .bk2 movie (under eval/bk2/)")
-    ev.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy ones")
+    how = ev.add_mutually_exclusive_group()
+    how.add_argument("--stochastic", action="store_true", help="sample actions (default: the experiment's eval "
+                                                                "protocol: greedy, sampled for fights)")
+    how.add_argument("--greedy", action="store_true", help="greedy actions, whatever the experiment's protocol")
     ev.add_argument("--set", action="append", default=[], metavar="env.KEY=VALUE",
                     help="play with an env setting other than the saved one (repeatable), e.g. "
                          "env.sticky_prob=0.25 or env.episode=run; results.json records what changed")

@@ -112,6 +112,17 @@ def summarize(episodes: list[dict]) -> dict:
     return out
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> list[float]:
+    """The 95% Wilson score interval of a success rate (a win rate over bouts): unlike the normal
+    approximation it stays inside [0, 1] and is not zero-width at 0 of n or n of n."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
 def describe(episodes: list[dict], deterministic: bool = False) -> dict:
     """Per-quantity statistics of episodes (mean, std, median, min, max), the success rate, and how many
     distinct episodes there were: a greedy policy on a deterministic env plays the same episode every time
@@ -127,7 +138,9 @@ def describe(episodes: list[dict], deterministic: bool = False) -> dict:
         a = np.asarray(vals, float)
         out[name] = {"mean": float(a.mean()), "std": float(a.std()), "median": float(np.median(a)),
                      "min": float(a.min()), "max": float(a.max())}
-    out["success_rate"] = float(np.mean([bool(e["success"]) for e in episodes]))
+    wins = sum(bool(e["success"]) for e in episodes)
+    out["success_rate"] = wins / len(episodes)
+    out["success_interval"] = wilson_interval(wins, len(episodes))
     fingerprints = {(e.get("state"), round(e["r"], 6), e["frames"], e["progress"], e["reason"]) for e in episodes}
     out["distinct"] = len(fingerprints)
     out["identical"] = len(fingerprints) < len(episodes) and (

@@ -77,6 +77,7 @@ class Run:
         self.seed = seed
         self.meta = meta
         self.env_spec = spec.env_spec()
+        self.eval_env_spec = spec.eval_env_spec()  # training's env, with eval.env's settings
         self.budget_frames = spec.budget.frames
         self.stop_requested = False
         self.end_status: str | None = None
@@ -378,11 +379,11 @@ class Run:
     def _eval(self, heldout: bool = False) -> Evaluator:
         if heldout:
             if self._heldout is None:
-                self._heldout = Evaluator(self.env_spec, self.spec.eval.episodes, self.spec.eval.heldout_states,
+                self._heldout = Evaluator(self.eval_env_spec, self.spec.eval.episodes, self.spec.eval.heldout_states,
                                           deterministic=self.spec.eval.deterministic, local=False)
             return self._heldout
         if self._evaluator is None:
-            self._evaluator = Evaluator(self.env_spec, self.spec.eval.episodes, self.spec.eval_states(),
+            self._evaluator = Evaluator(self.eval_env_spec, self.spec.eval.episodes, self.spec.eval_states(),
                                         deterministic=self.spec.eval.deterministic, local=False)
         return self._evaluator
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import re
 import typing
 from pathlib import Path
@@ -56,7 +57,14 @@ class EvalSpec(StrictModel):
     heldout_states: list[str] | None = Field(
         default=None, min_length=1, description="States never trained on, evaluated on the same schedule and "
                                                 "logged as eval_heldout/*: overfitting to the training states shows.")
-    deterministic: bool = Field(default=True, description="Greedy actions (NEAT is always deterministic).")
+    deterministic: bool | None = Field(
+        default=None, description="Greedy actions (NEAT is always deterministic). Default: greedy, but sampled for a "
+                                  "fight (a profile with a fight: section): a greedy fighter often presses one "
+                                  "button for ever, and the sampled policy is the one that trained.")
+    env: dict[str, Any] = Field(
+        default_factory=dict, description="Env settings the evaluation plays with instead of training's (env: "
+                                          "keys but those that shape the policy's input or output): whole bouts for "
+                                          "an agent trained on half ones, sticky actions for one trained without.")
     record_bk2: Literal["none", "best", "all"] = Field(
         default="none", description="Write evaluation episodes as .bk2 movies (eval/bk2/<frames>/): all of them, "
                                     "or the best of each evaluation.")
@@ -173,6 +181,10 @@ class ExperimentSpec(StrictModel):
     def env_spec(self) -> EnvSpec:
         """The env factory's spec for training."""
         return EnvSpec.from_settings(self.env, game=self.game, state=self.states or self.state, profile=self.profile)
+
+    def eval_env_spec(self) -> EnvSpec:
+        """The env the evaluation plays: training's, with ``eval.env`` applied."""
+        return eval_env(self.env_spec(), self.eval.env)[0]
 
     def eval_states(self) -> list[str] | None:
         """States the evaluation cycles through."""
@@ -296,7 +308,35 @@ def validate_spec(data: Any, source: str, overrides: list[str] | None = None,
     if errors:
         errors = [e.replace("tune.params.", "tune.", 1) if e.startswith("tune.params.") else e for e in errors]
         raise SpecError(source, _dedupe(errors))
+    if spec.eval.deterministic is None:
+        spec.eval.deterministic = not _is_fight(spec)
+    if spec.eval.env:
+        try:
+            spec.eval_env_spec()
+        except UserError as e:
+            raise SpecError(source, [f"eval.env: {str(e).removeprefix('retrodojo evaluate --set: ')}"]) from None
     return spec
+
+
+def eval_env(env_spec: EnvSpec, settings: dict[str, Any] | None) -> tuple[EnvSpec, dict]:
+    """``env_spec`` with an ``eval.env`` mapping applied (see :func:`experiments.evaluate.override_env`)."""
+    from experiments.evaluate import override_env
+
+    if not settings:
+        return env_spec, {}
+    return override_env(env_spec, [f"env.{k}={json.dumps(v)}" for k, v in settings.items()])
+
+
+def _is_fight(spec: ExperimentSpec) -> bool:
+    """Whether the experiment's profile describes a fight (its evaluation then samples actions)."""
+    from wrappers.profile import load_profile
+
+    if spec.profile == "scenario":
+        return False
+    try:
+        return load_profile(spec.profile, game=spec.game).fight is not None
+    except Exception:  # reported by the semantic checks already; an unreadable profile is no fight
+        return False
 
 
 def _tune_errors(data: dict, tune: TuneSpec) -> list[str]:

@@ -324,20 +324,52 @@ def test_a_whole_boxing_bout_ends_on_the_clock_with_its_margin_and_frames():
         assert ep["actions"]["double_jab"] > 0 and sum(ep["actions"].values()) == ep["l"]
 
 
+def test_boxing_positions_move_with_the_boxer_and_the_clock_runs_down():
+    """The AtariARI addresses in the profile are the boxers' places: RIGHT raises the player's x, DOWN its y,
+    LEFT and UP bring them back; dx and dy are the CPU's place from the player's; the clock counts down."""
+    with make_env(_boxing(obs="ram", frame_stack=1), seed=0) as env:
+        env.reset()
+        tracker = env.get_wrapper_attr("tracker")
+        ale = {"UP": 2, "RIGHT": 3, "LEFT": 4, "DOWN": 5}
+
+        def hold(action, steps=15):
+            for _ in range(steps):
+                env.step(ale[action])
+            v = dict(tracker.last_values)
+            assert v["dx"] == v["x2"] - v["x1"] and v["dy"] == v["y2"] - v["y1"]
+            return v
+
+        start = dict(tracker.last_values)
+        assert (start["x1"], start["x2"]) == (30, 109) and start["clock"] == 119  # 1:59 after the first step
+        right = hold("RIGHT")
+        assert right["x1"] > start["x1"] + 20 and right["y1"] == start["y1"]
+        down = hold("DOWN")
+        assert down["y1"] > right["y1"] + 20 and down["x1"] == right["x1"]
+        left = hold("LEFT")
+        assert left["x1"] < down["x1"] - 20
+        up = hold("UP")
+        assert up["y1"] < left["y1"] - 20
+        assert up["clock"] < start["clock"]
+        ram = env.unwrapped.get_ram()
+        assert (up["x1"], up["x2"], up["y1"], up["y2"]) == tuple(int(ram[i]) for i in (32, 33, 34, 35))
+
+
 def test_ram_observation_alone_and_beside_pixels_through_the_vec_env():
     with make_env(_boxing(obs="ram", frame_stack=3), seed=0) as env:
         obs, _ = env.reset()
-        assert env.observation_space.shape == (6,) and obs.dtype == np.float32
+        n = len(load_profile("boxing").observe)  # scores, positions, distances, clock
+        assert n == 9 and env.observation_space.shape == (3 * n,) and obs.dtype == np.float32
         for _ in range(200):
             obs, *_ = env.step(1)
         assert ((obs >= 0) & (obs <= 1)).all()
     venv = make_vec_env(_boxing(obs="pixels+ram", frame_stack=2), n_envs=2, seed=0)
     try:
         obs = venv.reset()
-        assert obs["pixels"].shape == (2, 2, 84, 84) and obs["ram"].shape == (2, 2)
+        assert obs["pixels"].shape == (2, 2, 84, 84) and obs["ram"].shape == (2, 9)
+        score2 = obs["ram"][:, 1].copy()
         for _ in range(300):
             obs, _, _, _ = venv.step(np.array([1, 1]))
-        assert obs["ram"].max() > 0  # punches landed show in the score variable
+        assert (obs["ram"][:, :2] > 0).any() and (obs["ram"][:, 1] != score2).any()  # the bout's points show
         assert venv.frames == 300 * 2 * 4  # every emulator frame both envs played
     finally:
         venv.close()

@@ -94,3 +94,38 @@ def test_defaults_are_filled_and_schedules_are_typed():
     lr = spec.agent.hyperparams.learning_rate
     assert lr.schedule == "constant" and lr.start == 7e-4
     assert lr.to_sb3()(0.5) == pytest.approx(7e-4)
+
+
+def test_fights_evaluate_with_sampled_actions_unless_told_otherwise():
+    assert load_spec("boxing_ppo").eval.deterministic is False  # a fight profile: sampled
+    assert load_spec("smb_ppo").eval.deterministic is True  # a platformer: greedy
+    assert load_spec("boxing_ppo", ["eval.deterministic=true"]).eval.deterministic is True
+    assert load_spec("smb_ppo", ["eval.deterministic=false"]).eval.deterministic is False
+
+
+def test_eval_env_is_the_env_the_run_evaluates_in(tmp_path):
+    from experiments.run import Run
+
+    spec = load_spec("boxing_neat", ["eval.env.max_frames=40", "eval.env.noop_max=3"])
+    assert spec.env_spec().max_frames == 1800 and spec.env_spec().noop_max == 0  # training's env is unchanged
+    run = Run.create(spec, 1, tmp_path / "runs")
+    try:
+        result = run._eval().run(_Press(), episodes=2)
+        assert [e["frames"] for e in result["episodes"]] == [40, 40]  # eval.env's time limit, not training's
+        assert run._eval().env_spec.noop_max == 3 and run._eval().env_spec.sticky_prob == 0.25
+    finally:
+        run.close("finished")
+    with pytest.raises(SpecError, match=r"eval\.env: env\.frame_stack: the policy learnt on frame_stack 1"):
+        load_spec("boxing_neat", ["eval.env.frame_stack=4"])
+    with pytest.raises(SpecError, match=r"eval\.env: env\.stiky_prob: unknown env setting, did you mean "
+                                        r"env\.sticky_prob"):
+        load_spec("boxing_neat", ["eval.env.stiky_prob=0.1"])
+
+
+class _Press:
+    """Always the same button (an ALE action index)."""
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=True):
+        import numpy as np
+
+        return np.array([1] * len(obs)), None
