@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.retrodojo-installed
 
-.PHONY: install demo test bench lint tensorboard clean
+.PHONY: install demo test bench results lint tensorboard clean
 
 # torch first, pinned: the CPU build on this machine; an unpinned torch pulls gigabytes of CUDA packages.
 # gym-super-mario-bros only for the SMB ROM file it ships: --no-deps keeps nes-py and gym out.
@@ -28,6 +28,10 @@ bench: install
 	$(PY) benchmarks/env_throughput.py
 	$(PY) benchmarks/ppo_throughput.py
 	$(PY) benchmarks/neat_generation.py
+
+# docs/results.md's tables and plots, remade from the committed record (results/) and benchmark files
+results: install
+	$(VENV)/bin/retrodojo report docs/results.md
 
 lint: install
 	$(VENV)/bin/ruff check .

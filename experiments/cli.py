@@ -17,6 +17,7 @@
                                       start states cut along an episode
     retrodojo tune FILE [--trials N] [--storage URL] [--study NAME] [--sampler tpe|random]
                    [--pruner median|none] [--ray [ADDRESS]]   Optuna search over the file's tune: section
+    retrodojo report [DOC] [--check]  remake docs/results.md's tables and plots from the record in results/
     retrodojo demo [--minutes 5]      NEAT on SMB 1-1 for a few minutes, then the champion on video
 
 User errors (a bad file, an unknown key, a missing ROM) print one paragraph and exit with status 2.
@@ -353,6 +354,27 @@ def _pm(d: dict) -> str:
     return f"{d['mean']:,.4g}" if d["std"] == 0 else f"{d['mean']:,.4g} ± {d['std']:,.3g}"
 
 
+def cmd_report(args) -> int:
+    """Remake the tables and plots of a results document from the runs and benchmark files it names."""
+    from experiments.report import report
+
+    new, count = report(args.doc, args.root, check=args.check)
+    if args.check:
+        old = Path(args.doc).read_text()
+        if new != old:
+            import difflib
+
+            diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), args.doc, "remade"))
+            console.print(diff, markup=False, highlight=False, soft_wrap=True)
+            err_console.print(f"{args.doc}: its tables differ from what the record under {args.root} gives (diff "
+                              "above); run `make results` to remake them.")
+            return 1
+        console.print(f"{args.doc}: {count} tables match the record.")
+        return 0
+    console.print(f"{args.doc}: {count} tables remade.")
+    return 0
+
+
 def cmd_replay(args) -> int:
     """Replay a .bk2 movie headless; write an mp4 at the console's frame rate, with its sound."""
     from experiments.replay import replay
@@ -631,6 +653,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--scale", type=int, default=2, help="integer upscale of the picture (default 2)")
     rp.add_argument("--no-sound", action="store_true")
     rp.set_defaults(func=cmd_replay)
+
+    rep = sub.add_parser("report", help="remake the tables and plots of docs/results.md from the record in results/")
+    rep.add_argument("doc", nargs="?", default="docs/results.md", help="the document (default docs/results.md)")
+    rep.add_argument("--root", default=".", help="where the paths its blocks name start (default: here)")
+    rep.add_argument("--check", action="store_true", help="change nothing; exit 1 if its tables differ from the "
+                                                          "record's")
+    rep.set_defaults(func=cmd_report)
 
     cmp = sub.add_parser("compare", help="compare runs on one metric at one frame count; curves as a PNG")
     cmp.add_argument("paths", nargs="+", help="run folders, or folders holding runs")

@@ -653,6 +653,8 @@ def read_scalars(run_dir: str | Path, tag: str) -> list[tuple[int, float]]:
 
     # a resumed run's events after its checkpoint are purged on purpose; TensorBoard warns once per tag
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
+    if not (Path(run_dir) / "tb").is_dir():  # a record without event files (or a run that never logged)
+        return []
     acc = EventAccumulator(str(Path(run_dir) / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
     if tag not in acc.Tags()["scalars"]:

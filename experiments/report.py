@@ -1,0 +1,171 @@
+"""``retrodojo report``: the tables and plots of a results document, remade from the runs they stand on.
+
+A document (``docs/results.md``) keeps its prose; each figure that comes from runs sits between two
+markers that name the command making it::
+
+    <!-- report: compare results/smb_ppo results/smb_ppo_example --at 1000000 --plot docs/ppo.png -->
+    ... the table, written by the command ...
+    <!-- /report -->
+
+``retrodojo report DOC`` remakes every block (and its plot) from the run folders and benchmark files the
+markers name; ``--check`` remakes them in memory and fails if the document differs, so a test can hold the
+committed tables to the committed record. Tables are plain markdown with fixed formatting, and the
+statistics use fixed bootstrap seeds, so the same record gives the same bytes.
+
+Block kinds:
+
+- ``compare PATH... [--metric TAG] [--at FRAMES] [--window FRAMES] [--plot PNG] [--title T]``: per group
+  (runs of one config, seeds pooled) n, mean, sample std, IQM with its 95% stratified-bootstrap interval
+  (none under 3 seeds), each seed's value and first success; then the probability of improvement per pair.
+- ``runs PATH... [--metric TAG]``: one row per run: experiment, algo, seed, status, frames, minutes,
+  generations (NEAT), best and final value of the metric, first success (frames and minutes).
+- ``bench FILE.json``: a benchmark's JSON output as a table of its keys (date and machine included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+
+from experiments.errors import UserError
+
+BLOCK = re.compile(r"(<!-- report: (?P<cmd>.*?) -->\n)(?P<body>.*?)(<!-- /report -->)", re.S)
+
+
+def _parser(kind: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"report {kind}", add_help=False, exit_on_error=False)
+    p.add_argument("paths", nargs="+")
+    if kind in ("compare", "runs"):
+        p.add_argument("--metric", default="eval/progress")
+    if kind == "compare":
+        p.add_argument("--at", type=float)
+        p.add_argument("--window", type=float)
+        p.add_argument("--plot")
+        p.add_argument("--title")
+    return p
+
+
+def _fmt(v, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer() and abs(v) >= 1000):
+        return f"{int(v):,}"
+    return f"{v:,.{digits}g}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header)))
+             + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def compare_block(args, root: Path, plots: bool = True) -> str:
+    """The ``compare`` block: groups and pairs, as ``retrodojo compare`` computes them."""
+    from experiments.compare import compare, fmt_ci, plot
+
+    paths = [root / p for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UserError(f"report: {', '.join(missing)} does not exist (the record lives under results/).")
+    result = compare(paths, metric=args.metric, at=args.at, window=args.window)
+    if not any(g["values"] for g in result["groups"]):
+        return f"_No run under {', '.join(args.paths)} has {args.metric} yet._\n"
+    over = f", mean over the last {_fmt(args.window)} frames" if args.window else ""
+    out = [f"{args.metric} at {_fmt(float(result['at_frames']))} frames{over}:\n\n"]
+    header = ["group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"]
+    rows = []
+    for g in result["groups"]:
+        fs = ", ".join(_fmt(f["frames"]) if f else "-" for f in g["first_success"])
+        ci = fmt_ci(g["iqm_ci"], g["interval"])
+        rows.append([g["group"], str(g["n"]), _fmt(g["mean"]), _fmt(g["std"]), _fmt(g["iqm"]), ci,
+                     ", ".join(_fmt(v) for v in g["values"]), fs])
+    out.append(_table(header, rows))
+    if result["pairs"]:
+        out.append("\n")
+        prs = [[p["a"], p["b"], f"{p['p_a_better']:.2f}", fmt_ci(p["ci"], p["interval"])] for p in result["pairs"]]
+        out.append(_table(["A", "B", "P(A > B)", "95% CI"], prs))
+    if args.plot and plots:
+        plot(result, root / args.plot, args.title)
+    return "".join(out)
+
+
+def runs_block(args, root: Path, plots: bool = True) -> str:
+    """The ``runs`` block: what each run folder ran and reached."""
+    from experiments.compare import series
+    from experiments.run import find_runs, read_meta, read_scalars
+
+    rows = []
+    for run in find_runs([root / p for p in args.paths]):
+        meta = read_meta(run)
+        frames, values = series(run, args.metric)
+        gens = read_scalars(run, "neat/generation")
+        first = meta.get("first_success")
+        rows.append([str(run.relative_to(root)), str(meta.get("experiment")), str(meta.get("seed")),
+                     str(meta.get("status")), _fmt(meta.get("frames")),
+                     _fmt(round(meta.get("train_seconds", 0) / 60, 1)),
+                     _fmt(int(gens[-1][1]) + 1) if gens else "-",
+                     _fmt(float(values.max())) if len(values) else "-",
+                     _fmt(float(values[-1])) if len(values) else "-",
+                     f"{_fmt(first['frames'])} ({first['seconds'] / 60:.1f} min)" if first else "-"])
+    if not rows:
+        return f"_No run under {', '.join(args.paths)} yet._\n"
+    return _table(["run", "experiment", "seed", "status", "frames", "minutes", "generations",
+                   f"best {args.metric}", f"final {args.metric}", "first success"], rows)
+
+
+def bench_block(args, root: Path, plots: bool = True) -> str:
+    """The ``bench`` block: a benchmark's JSON output (one level of keys; lists joined)."""
+    out = []
+    for p in args.paths:
+        path = root / p
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"report: {path} is not a benchmark's JSON output ({e}).") from None
+        rows = [[str(k), ", ".join(_fmt(x) if isinstance(x, (int, float)) else str(x) for x in v)
+                 if isinstance(v, list) else _fmt(v) if isinstance(v, (int, float)) else str(v)]
+                for k, v in data.items() if not isinstance(v, dict)]
+        out.append(f"`{p}`:\n\n" + _table(["key", "value"], rows))
+    return "\n".join(out)
+
+
+KINDS = {"compare": compare_block, "runs": runs_block, "bench": bench_block}
+
+
+def render(command: str, root: Path, plots: bool = True) -> str:
+    """The body of one block, made by its command."""
+    words = shlex.split(command)
+    if not words or words[0] not in KINDS:
+        raise UserError(f"report: unknown block `{command}`: blocks are {', '.join(KINDS)}.")
+    try:
+        args = _parser(words[0]).parse_args(words[1:])
+    except (argparse.ArgumentError, SystemExit) as e:
+        raise UserError(f"report: cannot read the block `{command}` ({e}).") from None
+    return KINDS[words[0]](args, root, plots)
+
+
+def report(doc: str | Path, root: str | Path = ".", check: bool = False) -> tuple[str, int]:
+    """Remake every block of ``doc``; returns (the new text, the number of blocks). Unless ``check``, the
+    document is rewritten (plots always are: a check must not depend on image bytes)."""
+    doc, root = Path(doc), Path(root)
+    try:
+        text = doc.read_text()
+    except OSError as e:
+        raise UserError(f"report: cannot read {doc} ({e.strerror or e}).") from None
+    count = 0
+
+    def one(m: re.Match) -> str:
+        nonlocal count
+        count += 1
+        return m.group(1) + render(m.group("cmd"), root, plots=not check) + m.group(4)
+
+    new = BLOCK.sub(one, text)
+    if not check and new != text:
+        doc.write_text(new)
+    return new, count

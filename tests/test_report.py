@@ -1,0 +1,86 @@
+"""`retrodojo report`: the tables of a results document remade from a record of runs, byte for byte; a
+check that fails when the record and the document part; the committed document against the committed record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_compare import fake_run
+
+from experiments.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+DOC = """# Results
+
+Prose stays as it is.
+
+<!-- report: compare results/smb_a results/smb_b --at 300 --plot docs/curves.png -->
+<!-- /report -->
+
+More prose.
+
+<!-- report: runs results/smb_a -->
+stale text that the command replaces
+<!-- /report -->
+
+<!-- report: bench results/bench.json -->
+<!-- /report -->
+"""
+
+
+def _record(root: Path) -> None:
+    res = root / "results"
+    for seed, (a, b) in enumerate([(900, 200), (1200, 250), (1000, 180)], 1):
+        fake_run(res, "smb_a", seed, {0: 100, 300: a})
+        fake_run(res, "smb_b", seed, {0: 100, 300: b}, agent={"algo": "ppo", "policy": "cnn",
+                                                                  "hyperparams": {"n_steps": 64}})
+    (res / "bench.json").write_text(json.dumps({"date": "2026-12-02", "machine": "2 vCPU", "fps": 4989.4,
+                                                "rounds": [922.1, 917.3]}))
+    (root / "docs").mkdir()
+    (root / "docs" / "results.md").write_text(DOC)
+
+
+def test_report_fills_every_block_and_check_holds_it_to_the_record(tmp_path, capsys):
+    _record(tmp_path)
+    doc = tmp_path / "docs" / "results.md"
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    text = doc.read_text()
+    assert "Prose stays as it is." in text and "More prose." in text and "stale text" not in text
+    assert "eval/progress at 300 frames" in text
+    assert "1,033" in text or "1033" in text  # smb_a's mean (900 + 1200 + 1000) / 3
+    assert "P(A > B)" in text and "| 1.00 |" in text  # every smb_a seed beats every smb_b seed
+    assert "results/smb_a/ppo-s3" in text and "| 4,989 |" in text and "922.1, 917.3" in text
+    assert (tmp_path / "docs" / "curves.png").stat().st_size > 1000
+    capsys.readouterr()
+
+    # the same record gives the same bytes: check passes and writes nothing
+    before = doc.read_text()
+    assert main(["report", str(doc), "--root", str(tmp_path), "--check"]) == 0
+    assert doc.read_text() == before and "3 tables match" in capsys.readouterr().out
+
+    # a record that moved: check fails with a diff, and the document is untouched
+    hist = tmp_path / "results" / "smb_b" / "ppo-s2" / "eval" / "history.jsonl"
+    hist.write_text(hist.read_text().replace('"progress": 250', '"progress": 2500'))
+    assert main(["report", str(doc), "--root", str(tmp_path), "--check"]) == 1
+    out = capsys.readouterr()
+    assert "2,500" in out.out and "make results" in out.err
+    assert doc.read_text() == before
+
+
+def test_a_bad_block_is_one_paragraph(tmp_path, capsys):
+    doc = tmp_path / "r.md"
+    doc.write_text("<!-- report: tabulate everything -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
+    assert "unknown block `tabulate everything`" in capsys.readouterr().err
+    doc.write_text("<!-- report: compare results/none -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_committed_results_match_the_committed_record(capsys):
+    """docs/results.md's tables are what `make results` makes from results/ (fails when one was edited by
+    hand or the record changed without them)."""
+    assert main(["report", str(REPO / "docs" / "results.md"), "--root", str(REPO), "--check"]) == 0, \
+        capsys.readouterr().out
