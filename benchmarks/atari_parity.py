@@ -1,0 +1,173 @@
+"""Parity with the reference Atari stack: does retrodojo's PPO learn Boxing as fast as SB3 on ALE does?
+
+The same PPO (rl-baselines3-zoo's Atari hyperparameters: 8 envs, n_steps 128, batch 256, 4 epochs, lr 2.5e-4
+and clip 0.1 both decaying linearly to 0, ent 0.01, vf 0.5, Nature CNN) trains on Boxing for the same
+emulator frames through two stacks:
+
+  retrodojo  stable-retro's Boxing-Atari2600 with the boxing profile (configs/experiments/boxing_ppo.yaml):
+             frame skip 4 with max-pool, sticky actions 0.25 (on the first frame of each 4-frame window, as
+             stable-retro's StochasticFrameSkip), up to 30 no-op frames at reset, 84x84 gray, 4 stacked,
+             reward = score margin clipped to [-1, 1], 18 actions, RetroVecEnv.
+  reference  gymnasium's ALE/Boxing-v5 with frameskip=1 and repeat_action_probability=0.25 (ALE's sticky
+             actions, drawn on every frame), SB3's AtariWrapper (up to 30 no-ops, frame skip 4 with max-pool,
+             84x84 gray, reward sign clip; no end on life loss: Boxing has no lives), VecFrameStack 4,
+             SubprocVecEnv, 18 actions.
+
+Both are evaluated the same way every ``--eval-every`` frames: ``--episodes`` whole bouts with sampled
+actions, the episode's score margin (the raw, unclipped return) and win rate. Each run is an ordinary run
+folder (config.yaml, meta.json, eval/history.jsonl, tb/), so the comparison is
+
+    retrodojo compare results/parity --metric eval/return --at 2000000 --plot docs/parity_boxing.png
+
+Usage (each run in its own process; ~1 h per run at 2M frames on 2 cores):
+    python benchmarks/atari_parity.py --side both --seeds 1 2 --frames 2000000 --out results/parity
+    python benchmarks/atari_parity.py --side reference --seeds 1 --frames 20000 --out /tmp/parity  # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ZOO = dict(n_steps=128, batch_size=256, n_epochs=4, gamma=0.99, gae_lambda=0.95, ent_coef=0.01, vf_coef=0.5)
+N_ENVS, SKIP = 8, 4
+
+
+def _ale_env(seed: int | None = None):
+    """ALE Boxing with sticky actions 0.25, wrapped as SB3's Atari set-up (reward clipped for learning)."""
+    import ale_py
+    import gymnasium as gym
+    from stable_baselines3.common.atari_wrappers import AtariWrapper
+    from stable_baselines3.common.monitor import Monitor
+
+    gym.register_envs(ale_py)
+    env = gym.make("ALE/Boxing-v5", frameskip=1, repeat_action_probability=0.25, full_action_space=False)
+    env = Monitor(env)  # records the raw margin before AtariWrapper clips it
+    env = AtariWrapper(env, noop_max=30, frame_skip=SKIP, terminal_on_life_loss=False, clip_reward=True)
+    if seed is not None:
+        env.reset(seed=seed)
+    return env
+
+
+def _evaluate_reference(model, episodes: int, seed: int) -> dict:
+    """Whole bouts with sampled actions on a fresh ALE env: margins (Monitor's raw return) and wins."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
+
+    venv = VecTransposeImage(VecFrameStack(DummyVecEnv([lambda: _ale_env()]), n_stack=4))
+    venv.seed(seed)
+    margins = []
+    obs = venv.reset()
+    while len(margins) < episodes:
+        action, _ = model.predict(obs, deterministic=False)
+        obs, _r, done, infos = venv.step(action)
+        if done[0] and "episode" in infos[0]:
+            margins.append(float(infos[0]["episode"]["r"]))
+    venv.close()
+    return {"return": sum(margins) / len(margins), "win_rate": sum(m > 0 for m in margins) / len(margins),
+            "success_rate": sum(m > 0 for m in margins) / len(margins), "episodes": [{"r": m} for m in margins]}
+
+
+def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: int) -> Path:
+    """Train SB3 PPO on ALE Boxing into a run folder that retrodojo's compare reads."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.utils import LinearSchedule
+    from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTransposeImage
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = out / "parity_reference" / f"ppo-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    (run / "eval").mkdir(parents=True)
+    config = {"name": "parity_reference", "description": "SB3 PPO on gymnasium's ALE/Boxing-v5 (AtariWrapper)",
+              "game": "Boxing-Atari2600", "state": "Start", "states": None, "profile": "boxing",
+              "env": {"stack": "ale-AtariWrapper", "frame_skip": SKIP, "sticky_prob": 0.25, "sticky_per": "frame",
+                      "noop_max": 30, "resize": [84, 84], "frame_stack": 4, "reward_clip": 1.0},
+              "agent": {"algo": "ppo", "policy": "cnn", "n_envs": N_ENVS,
+                        "hyperparams": {**ZOO, "learning_rate": {"schedule": "linear", "start": 2.5e-4, "end": 0.0},
+                                        "clip_range": {"schedule": "linear", "start": 0.1, "end": 0.0}}},
+              "budget": {"frames": frames}, "seeds": [seed],
+              "eval": {"every_frames": eval_every, "episodes": episodes, "deterministic": False}}
+    import yaml
+
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    meta = {"experiment": "parity_reference", "algo": "ppo", "seed": seed, "game": "Boxing-Atari2600",
+            "status": "running", "frames": 0, "budget_frames": frames, "host": platform.node(),
+            "cpus": os.cpu_count(), "command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (run / "meta.json").write_text(json.dumps(meta, indent=2))
+    writer = SummaryWriter(str(run / "tb"))
+    torch.manual_seed(seed)
+    venv = VecTransposeImage(VecFrameStack(SubprocVecEnv([lambda i=i: _ale_env(seed * 1000 + i)
+                                                          for i in range(N_ENVS)]), n_stack=4))
+    model = PPO("CnnPolicy", venv, learning_rate=LinearSchedule(2.5e-4, 0.0, 1.0),
+                clip_range=LinearSchedule(0.1, 0.0, 1.0), seed=seed, verbose=0, **ZOO)
+    t0 = time.perf_counter()
+
+    def evaluate(at: int) -> None:
+        res = _evaluate_reference(model, episodes, seed=20_241_124)
+        writer.add_scalar("eval/return", res["return"], at)
+        writer.add_scalar("eval/win_rate", res["win_rate"], at)
+        with open(run / "eval" / "history.jsonl", "a") as f:
+            f.write(json.dumps({"frames": at, "time": time.time(), **res}) + "\n")
+        print(f"reference s{seed}: {at:,} frames, eval margin {res['return']:+.1f}, win rate {res['win_rate']:.0%}, "
+              f"{(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+
+    class Log(BaseCallback):
+        def _on_step(self) -> bool:
+            for info in self.locals["infos"]:
+                if "episode" in info:
+                    at = self.num_timesteps * SKIP
+                    writer.add_scalar("train/episode_return", info["episode"]["r"], at)
+                    writer.add_scalar("train/episode_win_rate", float(info["episode"]["r"] > 0), at)
+            return True
+
+    evaluate(0)
+    done = 0
+    while done < frames:
+        steps = min(eval_every, frames - done) // SKIP
+        model.learn(total_timesteps=steps, callback=Log(), reset_num_timesteps=False)
+        done = model.num_timesteps * SKIP
+        writer.add_scalar("time/fps", done / (time.perf_counter() - t0), done)
+        evaluate(done)
+    venv.close()
+    writer.close()
+    meta.update(status="finished", frames=done, train_seconds=round(time.perf_counter() - t0, 1))
+    (run / "meta.json").write_text(json.dumps(meta, indent=2))
+    return run
+
+
+def run_retrodojo(seed: int, frames: int, out: Path, eval_every: int, episodes: int) -> None:
+    """`retrodojo train boxing_ppo` on the same frames and evaluation protocol."""
+    cmd = [sys.executable, "-m", "experiments.cli", "train", "boxing_ppo", "--seed", str(seed), "--runs-dir",
+           str(out), "--name", "parity_retrodojo", "--set", f"budget.frames={frames}",
+           "--set", f"eval.every_frames={eval_every}", "--set", f"eval.episodes={episodes}",
+           "--set", "eval.deterministic=false", "--set", "checkpoint.every_frames=500000"]
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def main() -> int:
+    """Run the chosen sides and seeds, one after another."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--side", choices=["retrodojo", "reference", "both"], default="both")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--frames", type=int, default=2_000_000)
+    p.add_argument("--eval-every", type=int, default=250_000)
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--out", type=Path, default=ROOT / "runs" / "parity")
+    args = p.parse_args()
+    for seed in args.seeds:
+        if args.side in ("retrodojo", "both"):
+            run_retrodojo(seed, args.frames, args.out, args.eval_every, args.episodes)
+        if args.side in ("reference", "both"):
+            run_reference(seed, args.frames, args.out, args.eval_every, args.episodes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
