@@ -35,7 +35,7 @@ from pydantic import Field
 from agents.base import AgentError, write_agent_file
 from agents.neat_backends import Backend, WorkerSetup, WorkerSetupError, make_backend
 from agents.neat_config import load_neat_config
-from agents.neat_network import CompiledNetwork
+from agents.neat_play import Actor
 from wrappers.factory import make_env
 from wrappers.settings import EnvSpec, StrictModel
 from wrappers.vec_env import cores
@@ -74,46 +74,6 @@ class NEATSpec(StrictModel):
 # --------------------------------------------------------------------------- playing a genome
 
 
-class Actor:
-    """A genome's network playing one env: observation in, action out.
-
-    Discrete action spaces take the argmax of the outputs; button spaces press each button whose output
-    exceeds 0.5 (neat-python's usual sigmoid outputs). With ``last_action`` the previous action is appended
-    to the inputs (one-hot, or the buttons pressed), zeros at an episode's start. Why: SMB jumps on a press
-    of A, not while it is held; a feed-forward network facing a still picture (Mario against a step) gives
-    the same output every step, so it can never release A and press it again.
-    """
-
-    def __init__(self, genome, config: neat.Config, discrete: bool, scale: float, last_action: bool = False):
-        self.net = CompiledNetwork.create(genome, config)
-        self.discrete = discrete
-        self.scale = scale
-        self.last = np.zeros(config.genome_config.num_outputs) if last_action else None
-
-    def reset(self) -> None:
-        """Start an episode: clear the network's state and the remembered action."""
-        self.net.reset()
-        if self.last is not None:
-            self.last[:] = 0.0
-
-    def __call__(self, obs: np.ndarray):
-        """The action for one observation."""
-        x = np.asarray(obs, np.float64).ravel() * self.scale
-        if self.last is not None:
-            x = np.concatenate([x, self.last])
-        out = self.net.activate(x)
-        if self.discrete:
-            action = int(np.argmax(out))
-            if self.last is not None:
-                self.last[:] = 0.0
-                self.last[action] = 1.0
-            return action
-        pressed = (out > 0.5).astype(np.float32)
-        if self.last is not None:
-            self.last[:] = pressed
-        return pressed
-
-
 class NEATPolicy:
     """A genome's network as a :class:`agents.base.Policy`: one :class:`Actor` per env in the batch."""
 
@@ -134,22 +94,6 @@ class NEATPolicy:
                 self._actors[i].reset()
             actions.append(self._actors[i](o))
         return np.asarray(actions), None
-
-
-def play_genome(genome, env, config, discrete: bool, scale: float, last_action: bool = False,
-                episodes: int = 1) -> tuple[float, list[dict]]:
-    """Play ``episodes`` episodes; returns (mean shaped return, the ``info["episode"]`` dicts)."""
-    actor = Actor(genome, config, discrete, scale, last_action)
-    eps = []
-    for _ in range(episodes):
-        obs, _ = env.reset()
-        actor.reset()
-        while True:
-            obs, _r, terminated, truncated, info = env.step(actor(obs))
-            if terminated or truncated:
-                eps.append(info["episode"])
-                break
-    return float(np.mean([e["r"] for e in eps])), eps
 
 
 # --------------------------------------------------------------------------- reporting

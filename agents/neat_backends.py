@@ -70,7 +70,7 @@ class GenomeWorker:
 
     def play(self, tasks: Sequence[Task]) -> list[Result]:
         """Play each genome; its fitness is the mean shaped return of its episodes."""
-        from agents.neat_agent import play_genome
+        from agents.neat_play import play_genome
 
         out = []
         for key, genome, episodes in tasks:
