@@ -169,11 +169,13 @@ def _tune_on_ray(spec, objective, trials, storage, name, sampler, pruner, addres
     except ImportError:
         raise UserError("--ray needs Ray: pip install 'retrodojo[ray]'") from None
     from agents.neat_backends import connect_ray
-    from experiments.cluster import check_fits
+    from experiments.cluster import check_fits, with_booked_workers
 
     connect_ray(address)
-    task = ray.remote(num_cpus=check_fits(spec))(_trial_task)
-    refs = [task.remote(objective.data, objective.source, str(folder.resolve()), storage, name, sampler, pruner)
+    cpus = check_fits(spec)
+    task = ray.remote(num_cpus=cpus)(_trial_task)
+    data = with_booked_workers(spec, objective.data, cpus)
+    refs = [task.remote(data, objective.source, str(folder.resolve()), storage, name, sampler, pruner)
             for _ in range(trials)]
     ray.get(refs)
 

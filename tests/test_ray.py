@@ -7,12 +7,15 @@ for the whole module: starting Ray costs seconds and most of a GiB.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,22 +37,75 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A head node (2 CPUs) and a worker node (1 CPU) joined to it, both on 127.0.0.1."""
+    with ray_cluster([2, 1]) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def ray_cluster(cpus: list[int], resources: list[dict] | None = None):
+    """A cluster on 127.0.0.1 of ``len(cpus)`` nodes (the first the head), in its own temp folder; yields its
+    address and stops only its own processes (`ray stop` would stop every Ray on the machine)."""
     port = _free_port()
     address = f"127.0.0.1:{port}"
     # A Ray started earlier on this machine (ray.init) may have left ~/.ray/auth_token, which turns token
     # authentication on for a new head but not for a node joining it: the test cluster runs without it.
     os.environ["RAY_AUTH_MODE"] = "disabled"
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    common = ["--include-dashboard=false", "--disable-usage-stats"]
+    temp = Path(tempfile.mkdtemp(prefix="rdj-ray-"))  # short: Ray's socket paths must stay under 108 characters
+    common = ["--node-ip-address=127.0.0.1", f"--temp-dir={temp}", "--disable-usage-stats"]
     try:
-        _ray_start([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-                    *common], env)
-        _ray_start([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1"], env)
+        for i, n in enumerate(cpus):
+            extra = [f"--resources={json.dumps(resources[i])}"] if resources and resources[i] else []
+            if i == 0:
+                _ray_start([RAY, "start", "--head", f"--port={port}", f"--num-cpus={n}", "--include-dashboard=false",
+                            *common, *extra], env)
+            else:
+                _ray_start([RAY, "start", f"--address={address}", f"--num-cpus={n}", *common, *extra], env)
         yield address
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_processes(cluster_pids(temp, port))
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def cluster_pids(temp: Path, port: int) -> list[int]:
+    """The processes of the cluster started with ``temp`` and ``port``, and all their descendants."""
+    procs = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                args = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            procs[int(d.name)] = (args, ppid)
+    mine = {pid for pid, (args, _) in procs.items() if str(temp) in args or ("ray" in args and f":{port} " in
+                                                                               args + " ")}
+    grew = True
+    while grew:
+        children = {pid for pid, (_, ppid) in procs.items() if ppid in mine} - mine
+        grew = bool(children)
+        mine |= children
+    return sorted(mine - {os.getpid()})
+
+
+def stop_processes(pids: list[int], grace: float = 10.0) -> None:
+    """SIGTERM these processes, then SIGKILL the ones still there after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and not _zombie(p) for p in pids):
+            time.sleep(0.2)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def _ray_start(cmd: list[str], env: dict, attempts: int = 3) -> None:
@@ -166,16 +222,46 @@ def test_a_node_without_the_rom_says_which_node_and_what_to_run(cluster):
     assert "No ROM for SonicTheHedgehog2-Genesis" in str(e.value) and "retrodojo roms import PATH" in str(e.value)
 
 
+@contextlib.contextmanager
+def one_core():
+    """This thread may run on one core only (cores() says 1): a one-core machine, here."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def test_neat_runs_on_ray_book_the_workers_they_start(tmp_path):
+    """NEAT without agent.workers starts one worker per core: a run task books that many CPUs and is told to
+    start that many, not one per core of whichever node it lands on; with Ray actors as its workers the
+    run's own process books one CPU (each actor books its own)."""
+    from experiments.cluster import cpus_for, with_booked_workers
+    from experiments.spec import load_spec, validate_spec
+
+    exp = _neat_experiment(tmp_path, "local")
+    spec = load_spec(exp, ["agent.workers=null"])
+    with one_core():
+        cpus = cpus_for(spec)
+    assert cpus == 1
+    assert validate_spec(with_booked_workers(spec, spec.model_dump(mode="json"), cpus), "x").agent.workers == 1
+    assert cpus_for(load_spec(exp)) == 2  # as the file says
+    ray_spec = load_spec(exp, ["agent.backend=ray"])
+    assert cpus_for(ray_spec) == 1 and with_booked_workers(ray_spec, {"agent": {}}, 1) == {"agent": {}}
+
+
 @pytest.mark.slow
 def test_many_seeds_as_ray_tasks_write_ordinary_run_folders(cluster, tmp_path, capsys):
     from experiments.cli import main
 
     exp = _neat_experiment(tmp_path, "local", generations=1)
     data = yaml.safe_load(exp.read_text())
-    data["agent"]["workers"] = 1
+    del data["agent"]["workers"]  # one per core of this (one-core) machine: the runs start what they booked
     exp.write_text(yaml.safe_dump(data))
     runs = tmp_path / "runs"
-    assert main(["train", str(exp), "--seeds", "1", "2", "--ray", cluster, "--runs-dir", str(runs)]) == 0
+    with one_core():
+        assert main(["train", str(exp), "--seeds", "1", "2", "--ray", cluster, "--runs-dir", str(runs)]) == 0
     out = capsys.readouterr().out
     folders = sorted((runs / "neat_local").iterdir())
     assert [meta(f)["seed"] for f in folders] == [1, 2]
@@ -184,6 +270,7 @@ def test_many_seeds_as_ray_tasks_write_ordinary_run_folders(cluster, tmp_path, c
         assert m["status"] == "finished" and m["frames"] > 0, m
         assert {p.name for p in f.iterdir()} >= {"config.yaml", "meta.json", "tb", "checkpoints", "final", "eval"}
         assert tb_scalars(f, "neat/best_fitness") and json.loads((f / "final" / "agent.json").read_text())
+        assert yaml.safe_load((f / "config.yaml").read_text())["agent"]["workers"] == 1
     assert "seed 1" in out and "seed 2" in out and "finished" in out
 
 
