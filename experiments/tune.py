@@ -5,6 +5,8 @@ set by dotted path (as ``--set`` would), its own seed (the file's first seed + t
 folder under the study's folder, so it can be resumed, evaluated and compared like any run. The run's own
 evaluations (``tune.metric``, default ``eval/progress``) are reported to Optuna as they happen, and a trial
 the pruner gives up on stops with a checkpoint (status ``pruned``). Its value is its last evaluation.
+``--set KEY=VALUE`` changes the experiment for every trial, as it does for ``train`` (a tiny budget, to try
+a search before spending hours on it).
 
 Storage: a journal file in the study folder by default (several ``tune`` processes on one machine share it
 through file locks); any database URL Optuna accepts (``postgresql://...``) for processes on several
@@ -132,17 +134,21 @@ class Objective:
 
 def tune(path: str | Path, trials: int, runs_dir: str | Path = "runs", storage: str | None = None,
          study: str | None = None, sampler: str = "tpe", pruner: str = "median", ray_address: str | None = None,
-         console=None) -> Path:
-    """Run ``trials`` trials of the experiment's ``tune:`` search; write the study's report; return its folder."""
+         overrides: list[str] | None = None, console=None) -> Path:
+    """Run ``trials`` trials of the experiment's ``tune:`` search; write the study's report; return its folder.
+
+    ``overrides`` are ``--set KEY=VALUE`` items, applied to the experiment before anything else (every trial,
+    and best.yaml, have them), as ``train`` applies them.
+    """
     from experiments.spec import find_experiment, load_spec
 
-    spec = load_spec(path)
+    spec = load_spec(path, overrides)
     if spec.tune is None:
         raise UserError(f"{path} has no tune: section. Add the settings to search, e.g.\n  tune:\n"
                         "    agent.hyperparams.learning_rate: {float: [1.0e-5, 2.0e-3], log: true}\n"
                         "    agent.hyperparams.n_steps: {choice: [64, 128, 256]}")
     source = str(find_experiment(path))
-    data = parse_yaml(Path(source).read_text(), source)
+    data = apply_overrides(parse_yaml(Path(source).read_text(), source), overrides or [], source)
     name = study or spec.name
     folder = study_dir(spec, runs_dir, name)
     folder.mkdir(parents=True, exist_ok=True)

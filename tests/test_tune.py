@@ -108,3 +108,33 @@ def test_a_resolved_spec_with_a_tune_section_loads_again(tmp_path):
     spec = load_spec(tiny(tmp_path))
     again = validate_spec(parse_yaml(dump_spec(spec), "config.yaml"), "config.yaml")
     assert again.tune == spec.tune and "float:" in dump_spec(spec)
+
+
+@pytest.mark.slow
+def test_tune_takes_set_like_train(tmp_path):
+    """Trying a search on a tiny budget without editing the file: --set reaches every trial and best.yaml."""
+    from conftest import meta
+
+    from experiments.cli import main
+    from experiments.spec import load_spec
+
+    runs = tmp_path / "runs"
+    assert main(["tune", str(tiny(tmp_path)), "--trials", "1", "--runs-dir", str(runs), "--pruner", "none",
+                 "--set", "budget.frames=512", "--set", "eval.every_frames=512"]) == 0
+    folder = runs / "tiny_tune" / "tune-tiny_tune"
+    (row,) = list(csv.DictReader((folder / "trials.csv").open()))
+    assert row["state"] == "COMPLETE"
+    trial = load_spec(Path(row["run"]) / "config.yaml")
+    assert trial.budget.frames == 512 and trial.eval.every_frames == 512 and meta(Path(row["run"]))["frames"] == 512
+    assert load_spec(folder / "best.yaml").budget.frames == 512
+
+
+def test_a_bad_set_for_tune_is_one_message_before_any_trial(tmp_path, capsys):
+    from experiments.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["tune", str(tiny(tmp_path)), "--trials", "1", "--runs-dir", str(runs),
+                 "--set", "budget.frame=512"]) == 2
+    err = capsys.readouterr().err
+    assert "budget.frame: unknown key, did you mean frames?" in err and "Traceback" not in err
+    assert not runs.exists()
