@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import Field
 
 from agents.base import AgentError, write_agent_file
-from agents.neat_backends import Backend, WorkerSetup, WorkerSetupError, make_backend
+from agents.neat_backends import Backend, NoRoomForWorkers, WorkerSetup, WorkerSetupError, make_backend
 from agents.neat_config import load_neat_config
 from agents.neat_play import Actor
 from wrappers.factory import make_env
@@ -235,6 +235,9 @@ class NEATAgent:
         except ImportError:
             raise AgentError("agent.backend: ray needs Ray: pip install 'retrodojo[ray]' (or use backend: "
                              "local)") from None
+        except NoRoomForWorkers as e:
+            raise AgentError(f"{e}. Add a node (or CPUs) to the cluster, lower agent.workers, or check that some "
+                             "node has agent.ray_resources.") from None
         except WorkerSetupError as e:
             raise AgentError(f"a NEAT worker could not start on {e} Import the ROM on that machine with "
                              "`retrodojo roms import PATH` (or `retrodojo roms bundled`), or keep workers off "

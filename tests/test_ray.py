@@ -26,6 +26,7 @@ from conftest import meta, tb_scalars
 ray = pytest.importorskip("ray")
 
 RAY = str(Path(sys.executable).parent / "ray")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _free_port() -> int:
@@ -69,8 +70,8 @@ def ray_cluster(cpus: list[int], resources: list[dict] | None = None):
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def cluster_pids(temp: Path, port: int) -> list[int]:
-    """The processes of the cluster started with ``temp`` and ``port``, and all their descendants."""
+def _processes() -> dict[int, tuple[str, int]]:
+    """Every process of the machine: pid -> (command line, parent pid)."""
     procs = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
@@ -80,14 +81,29 @@ def cluster_pids(temp: Path, port: int) -> list[int]:
             except (OSError, ValueError, IndexError):
                 continue
             procs[int(d.name)] = (args, ppid)
-    mine = {pid for pid, (args, _) in procs.items() if str(temp) in args or ("ray" in args and f":{port} " in
-                                                                               args + " ")}
-    grew = True
+    return procs
+
+
+def _with_descendants(roots: set[int], procs: dict[int, tuple[str, int]]) -> set[int]:
+    found, grew = set(roots), True
     while grew:
-        children = {pid for pid, (_, ppid) in procs.items() if ppid in mine} - mine
+        children = {pid for pid, (_, ppid) in procs.items() if ppid in found} - found
         grew = bool(children)
-        mine |= children
-    return sorted(mine - {os.getpid()})
+        found |= children
+    return found
+
+
+def cluster_pids(temp: Path, port: int | None = None) -> list[int]:
+    """The processes of the cluster whose temp folder is ``temp`` (and ``port``), and all their descendants."""
+    procs = _processes()
+    mine = {pid for pid, (args, _) in procs.items()
+            if str(temp) in args or (port and "ray" in args and f":{port} " in args + " ")}
+    return sorted(_with_descendants(mine, procs) - {os.getpid()})
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes a process started, and theirs."""
+    return sorted(_with_descendants({pid}, _processes()) - {pid})
 
 
 def stop_processes(pids: list[int], grace: float = 10.0) -> None:
@@ -96,8 +112,8 @@ def stop_processes(pids: list[int], grace: float = 10.0) -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and not _zombie(p) for p in pids):
+        until = time.monotonic() + grace
+        while time.monotonic() < until and any(Path(f"/proc/{p}").exists() and not _zombie(p) for p in pids):
             time.sleep(0.2)
 
 
@@ -190,7 +206,7 @@ def test_a_worker_killed_mid_generation_loses_no_genome(cluster, kind):
 
     setup, config = _setup()
     tasks = _genomes(config, 12)
-    backend = RayBackend(setup, 2, cluster, batches_per_worker=3) if kind == "ray" else LocalBackend(setup, 2)
+    backend = RayBackend(setup, 2, cluster, batch_share=3) if kind == "ray" else LocalBackend(setup, 2)
     try:
         results = backend.evaluate(tasks)
         first = next(results)
@@ -205,6 +221,117 @@ def test_a_worker_killed_mid_generation_loses_no_genome(cluster, kind):
         assert sorted(r[0] for r in backend.evaluate(tasks[:4])) == sorted(t[0] for t in tasks[:4])
     finally:
         backend.close()
+
+
+class KillerGenome:
+    """A genome that kills the process that unpickles it, every time: the worker it is sent to dies."""
+
+    def __reduce__(self):
+        return os._exit, (3,)
+
+
+@contextlib.contextmanager
+def deadline(seconds: int, what: str):
+    """Fail (rather than hang) when the block takes more than ``seconds``."""
+    def expired(_signum, _frame):
+        raise TimeoutError(f"{what} took more than {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("kind", ["local", "ray"])
+def test_a_genome_that_kills_its_worker_is_given_the_worst_fitness_not_retried_for_ever(cluster, kind):
+    from agents.neat_backends import LocalBackend, RayBackend
+
+    setup, config = _setup()
+    tasks = _genomes(config, 5)
+    killer = 10**6
+    tasks.insert(2, (killer, KillerGenome(), 1))
+    backend = RayBackend(setup, 2, cluster, batch_share=1) if kind == "ray" else LocalBackend(setup, 2)
+    try:
+        with deadline(240, "a generation with a genome that kills its worker"):
+            fits = {key: fitness for key, fitness, _ in backend.evaluate(tasks)}
+        assert sorted(fits) == sorted(t[0] for t in tasks)  # every genome, each once
+        assert fits[killer] == min(f for k, f in fits.items() if k != killer)
+        assert backend.deaths[killer] == 2
+        assert any(f"genome {killer} killed the worker playing it 2 times" in n for n in backend.notes)
+        assert sum("died mid-generation" in n for n in backend.notes) >= 2
+        # the next generation plays on, the killer not again
+        backend.notes.clear()
+        with deadline(120, "the next generation"):
+            again = {key: fitness for key, fitness, _ in backend.evaluate(tasks[1:4])}
+        assert sorted(again) == sorted(t[0] for t in tasks[1:4]) and again[killer] == min(again.values())
+        assert not any("died" in n for n in backend.notes)
+    finally:
+        backend.close()
+
+
+@pytest.mark.slow
+def test_a_dead_ray_node_ends_the_run_with_its_checkpoint_and_the_resume_command(tmp_path):
+    """The issue's case: NEAT on the local Ray cluster its run started, whose raylet is killed mid-run. The
+    lost workers can never be placed again: the run ends within 3 minutes saying what it waited for, and its
+    checkpoint resumes (on a new local cluster)."""
+    exp = _neat_experiment(tmp_path, "ray", "local", generations=1000)
+    runs = tmp_path / "runs"
+    log = tmp_path / "train.log"
+    cmd = [sys.executable, "-m", "experiments.cli"]
+    temps = [Path(tempfile.mkdtemp(prefix="rdj-")) for _ in range(2)]  # a Ray of its own, away from others'
+    started = []
+    try:
+        env = dict(os.environ, RAY_TMPDIR=str(temps[0]), RAY_USAGE_STATS_ENABLED="0")
+        with log.open("w") as out:
+            proc = subprocess.Popen([*cmd, "train", str(exp), "--runs-dir", str(runs)], cwd=ROOT, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        started.append(proc)
+        until = time.monotonic() + 300
+        while not list(runs.glob("*/*/checkpoints/0*")):  # the first generation is checkpointed
+            assert proc.poll() is None and time.monotonic() < until, log.read_text()[-3000:]
+            time.sleep(1)
+        time.sleep(2)  # into the next generation
+        procs = _processes()
+        (raylet,) = [p for p in descendants(proc.pid) if "raylet_socket_name" in procs.get(p, ("", 0))[0]]
+        os.kill(raylet, signal.SIGKILL)
+        t0 = time.monotonic()
+        try:
+            proc.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the run was still going 180 s after its Ray node died:\n{log.read_text()[-3000:]}")
+        took = time.monotonic() - t0
+        text = log.read_text()
+        assert proc.returncode == 1, text[-3000:]
+        run = next(runs.glob("*/*/meta.json")).parent
+        m = meta(run)
+        assert m["status"] == "failed" and "every NEAT worker on Ray was lost" in m["error"]
+        assert "every NEAT worker on Ray was lost" in text and "none could start again within 60 s" in text
+        assert f"continue with `retrodojo train --resume {run}`" in text, text[-3000:]
+        ckpt = sorted((run / "checkpoints").iterdir())[-1]
+        assert (ckpt / "population.pkl.gz").is_file()
+        print(f"the run ended {took:.0f} s after its Ray node died")
+
+        done = int(max(v for _, v in tb_scalars(run, "neat/generation")))
+        env["RAY_TMPDIR"] = str(temps[1])
+        with log.open("w") as out:
+            again = subprocess.Popen([*cmd, "train", "--resume", str(run), "--set", f"budget.generations={done + 3}"],
+                                     cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        started.append(again)
+        assert again.wait(timeout=400) == 0, log.read_text()[-3000:]
+        m = meta(run)
+        assert m["status"] == "finished" and m["resumes"] == 1 and m["frames"] > int(ckpt.name)
+    finally:
+        for p in started:
+            left = descendants(p.pid)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            stop_processes(left + [q for t in temps for q in cluster_pids(t)])
+        for t in temps:
+            shutil.rmtree(t, ignore_errors=True)
 
 
 def test_a_node_without_the_rom_says_which_node_and_what_to_run(cluster):
