@@ -35,6 +35,11 @@ class AgentError(UserError):
     """A saved agent cannot be loaded (missing or corrupt files); the message says what to do."""
 
 
+class WorkersLost(RuntimeError):
+    """The processes an agent plays through are gone and none can be started again (a lost Ray node, a
+    cluster without room): the run stops with its last checkpoint, like a run whose env worker died."""
+
+
 @runtime_checkable
 class Policy(Protocol):
     """Maps observations (and a recurrent state) to actions, as SB3's ``PolicyPredictor``.

@@ -33,9 +33,9 @@ import numpy as np
 from pydantic import Field
 
 from agents.base import AgentError, write_agent_file
-from agents.neat_backends import Backend, WorkerSetup, WorkerSetupError, make_backend
+from agents.neat_backends import Backend, NoRoomForWorkers, WorkerSetup, WorkerSetupError, make_backend
 from agents.neat_config import load_neat_config
-from agents.neat_network import CompiledNetwork
+from agents.neat_play import Actor
 from wrappers.factory import make_env
 from wrappers.retro_game import is_added_state as is_curriculum_state
 from wrappers.settings import EnvSpec, StrictModel
@@ -75,46 +75,6 @@ class NEATSpec(StrictModel):
 # --------------------------------------------------------------------------- playing a genome
 
 
-class Actor:
-    """A genome's network playing one env: observation in, action out.
-
-    Discrete action spaces take the argmax of the outputs; button spaces press each button whose output
-    exceeds 0.5 (neat-python's usual sigmoid outputs). With ``last_action`` the previous action is appended
-    to the inputs (one-hot, or the buttons pressed), zeros at an episode's start. Why: SMB jumps on a press
-    of A, not while it is held; a feed-forward network facing a still picture (Mario against a step) gives
-    the same output every step, so it can never release A and press it again.
-    """
-
-    def __init__(self, genome, config: neat.Config, discrete: bool, scale: float, last_action: bool = False):
-        self.net = CompiledNetwork.create(genome, config)
-        self.discrete = discrete
-        self.scale = scale
-        self.last = np.zeros(config.genome_config.num_outputs) if last_action else None
-
-    def reset(self) -> None:
-        """Start an episode: clear the network's state and the remembered action."""
-        self.net.reset()
-        if self.last is not None:
-            self.last[:] = 0.0
-
-    def __call__(self, obs: np.ndarray):
-        """The action for one observation."""
-        x = np.asarray(obs, np.float64).ravel() * self.scale
-        if self.last is not None:
-            x = np.concatenate([x, self.last])
-        out = self.net.activate(x)
-        if self.discrete:
-            action = int(np.argmax(out))
-            if self.last is not None:
-                self.last[:] = 0.0
-                self.last[action] = 1.0
-            return action
-        pressed = (out > 0.5).astype(np.float32)
-        if self.last is not None:
-            self.last[:] = pressed
-        return pressed
-
-
 class NEATPolicy:
     """A genome's network as a :class:`agents.base.Policy`: one :class:`Actor` per env in the batch."""
 
@@ -135,41 +95,6 @@ class NEATPolicy:
                 self._actors[i].reset()
             actions.append(self._actors[i](o))
         return np.asarray(actions), None
-
-
-def play_genome(genome, env, config, discrete: bool, scale: float, last_action: bool = False,
-                episodes: int = 1, starts: tuple[dict[str, bytes], dict[str, float]] | None = None
-                ) -> tuple[float, list[dict]]:
-    """Play ``episodes`` episodes; returns (mean shaped return, the ``info["episode"]`` dicts).
-
-    With ``starts`` (extra states by name, weights by name), the genome plays ``episodes`` from every
-    weighted start instead, and its fitness is the weighted mean of the mean returns from each: every genome
-    of a generation meets the same starts, so its fitness is a fact about it, not about a draw.
-    """
-    if starts is not None:
-        extra, weights = starts
-        env.get_wrapper_attr("set_pool")(extra, None)
-        total, eps = 0.0, []
-        for name, weight in weights.items():
-            fitness, some = _play(genome, env, config, discrete, scale, last_action, episodes, name)
-            total += weight * fitness
-            eps += some
-        return total / sum(weights.values()), eps
-    return _play(genome, env, config, discrete, scale, last_action, episodes, None)
-
-
-def _play(genome, env, config, discrete, scale, last_action, episodes, state) -> tuple[float, list[dict]]:
-    actor = Actor(genome, config, discrete, scale, last_action)
-    eps = []
-    for _ in range(episodes):
-        obs, _ = env.reset(options={"state": state} if state else None)
-        actor.reset()
-        while True:
-            obs, _r, terminated, truncated, info = env.step(actor(obs))
-            if terminated or truncated:
-                eps.append(info["episode"])
-                break
-    return float(np.mean([e["r"] for e in eps])), eps
 
 
 # --------------------------------------------------------------------------- reporting
@@ -311,6 +236,9 @@ class NEATAgent:
         except ImportError:
             raise AgentError("agent.backend: ray needs Ray: pip install 'retrodojo[ray]' (or use backend: "
                              "local)") from None
+        except NoRoomForWorkers as e:
+            raise AgentError(f"{e}. Add a node (or CPUs) to the cluster, lower agent.workers, or check that some "
+                             "node has agent.ray_resources.") from None
         except WorkerSetupError as e:
             raise AgentError(f"a NEAT worker could not start on {e} Import the ROM on that machine with "
                              "`retrodojo roms import PATH` (or `retrodojo roms bundled`), or keep workers off "

@@ -520,7 +520,8 @@ def cmd_tune(args) -> int:
     from experiments.tune import tune
 
     folder = tune(args.file, args.trials, runs_dir=args.runs_dir, storage=args.storage, study=args.study,
-                  sampler=args.sampler, pruner=args.pruner, ray_address=args.ray, console=console)
+                  sampler=args.sampler, pruner=args.pruner, ray_address=args.ray, overrides=args.set,
+                  console=console)
     console.print(report_summary(folder), soft_wrap=True)
     return 0
 
@@ -692,6 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu = sub.add_parser("tune", help="search hyperparameters with Optuna (the experiment's tune: section)")
     tu.add_argument("file", help="an experiment file (or a shipped experiment's name) with a tune: section")
     tu.add_argument("--trials", type=int, default=10, help="trials this process runs (default 10)")
+    tu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of the experiment by its dotted path (repeatable), as for train, e.g. "
+                         "budget.frames=50000 to try the search on a tiny budget")
     tu.add_argument("--storage", default=None, help="an Optuna storage URL (default: a journal file in the study "
                                                     "folder; postgresql://... for several machines)")
     tu.add_argument("--study", default=None, help="study name (default: the experiment's name); processes "

@@ -1,11 +1,12 @@
 """Many runs at once on a Ray cluster: one Ray task per seed (or tuning trial), one table of their progress.
 
 Each task asks for the CPUs its run uses (``agent.n_envs`` + 1 for PPO and A2C, NEAT's workers) and runs the
-experiment exactly as ``retrodojo train`` does on one machine. Nothing assumes a shared file system: a task
-on the driver's own node writes its run folder in place; a task on another node writes it to a folder of
-that node and sends it back, whole, when the run ends (so a node lost mid-run loses that run: train it
-again with ``--seeds N``). Progress (frames, frames/s, the last evaluation) reaches the driver through a
-small actor and is drawn as one table.
+experiment exactly as ``retrodojo train`` does on one machine (a NEAT run that leaves ``agent.workers`` to
+the machine gets the number booked written in: it would otherwise start one per core of the node it lands
+on). Nothing assumes a shared file system: a task on the driver's own node writes its run folder in place;
+a task on another node writes it to a folder of that node and sends it back, whole, when the run ends (so
+a node lost mid-run loses that run: train it again with ``--seeds N``). Progress (frames, frames/s, the
+last evaluation) reaches the driver through a small actor and is drawn as one table.
 """
 
 from __future__ import annotations
@@ -21,11 +22,26 @@ from experiments.spec import ExperimentSpec
 
 
 def cpus_for(spec: ExperimentSpec) -> int:
-    """CPUs one run of ``spec`` keeps busy: envs + 1 (the learner) for SB3 agents, NEAT's workers."""
+    """CPUs one run of ``spec`` keeps busy: envs + 1 (the learner) for SB3 agents; NEAT's worker processes
+    (``agent.workers``, else one per core of this machine, as the run would start here), or 1 when its
+    workers are Ray actors (each of those books its own CPU)."""
     agent = spec.agent
     if agent.algo == "neat":
-        return agent.workers or 2
+        if agent.backend == "ray":
+            return 1
+        from wrappers.vec_env import cores  # torch comes with it: only for NEAT
+
+        return agent.workers or cores()
     return agent.n_envs + 1
+
+
+def with_booked_workers(spec: ExperimentSpec, data: dict, cpus: int) -> dict:
+    """The experiment mapping ``data`` with NEAT's ``agent.workers`` set to the CPUs booked for it, where the
+    file leaves it to the machine: a task must start what it booked, not one worker per core of its node."""
+    agent = spec.agent
+    if agent.algo != "neat" or agent.backend == "ray" or agent.workers is not None:
+        return data
+    return {**data, "agent": {**data.get("agent", {}), "workers": cpus}}
 
 
 def check_fits(spec: ExperimentSpec) -> int:
@@ -122,7 +138,7 @@ def train_on_ray(spec: ExperimentSpec, seeds: list[int], runs_dir: str | Path = 
     board = _board_class().remote()
     task = ray.remote(num_cpus=cpus)(_run_task)
     driver = ray.get_runtime_context().get_node_id()
-    data = spec.model_dump(mode="json")
+    data = with_booked_workers(spec, spec.model_dump(mode="json"), cpus)
     refs = {task.remote(data, seed, str(Path(runs_dir).resolve()), name, driver, board): seed for seed in seeds}
     results, errors = _watch(refs, board, spec, console)
     folders = []

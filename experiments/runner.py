@@ -20,7 +20,8 @@ from wrappers.vec_env import EnvWorkerError
 
 
 class RunFailed(Exception):
-    """A run stopped on an error that is not the user's (an env worker died); its checkpoints are kept."""
+    """A run stopped on an error that is not the user's (an env worker died, NEAT's workers were lost); its
+    checkpoints are kept."""
 
 
 @contextmanager
@@ -61,7 +62,7 @@ def execute(run: Run, notify: Callable[[str], None] | None = None) -> str:
     except KeyboardInterrupt:
         status = "interrupted"
         raise
-    except EnvWorkerError as e:
+    except (EnvWorkerError, agents.WorkersLost) as e:
         error = str(e)
         ckpt = run.latest_checkpoint()
         saved = (f"Its newest checkpoint ({ckpt.name}, {int(ckpt.name):,} frames) is kept: continue with "

@@ -5,11 +5,20 @@ set by dotted path (as ``--set`` would), its own seed (the file's first seed + t
 folder under the study's folder, so it can be resumed, evaluated and compared like any run. The run's own
 evaluations (``tune.metric``, default ``eval/progress``) are reported to Optuna as they happen, and a trial
 the pruner gives up on stops with a checkpoint (status ``pruned``). Its value is its last evaluation.
+``--set KEY=VALUE`` changes the experiment for every trial, as it does for ``train`` (a tiny budget, to try
+a search before spending hours on it).
 
 Storage: a journal file in the study folder by default (several ``tune`` processes on one machine share it
 through file locks); any database URL Optuna accepts (``postgresql://...``) for processes on several
 machines. With ``--ray``, trials run as Ray tasks (one CPU per env + 1, as ``train --ray``); each opens
 the same storage, so a cluster needs a database URL or a file system all its nodes see.
+
+A trial whose process dies (killed, a lost machine) does not stay RUNNING for ever: the next ``tune`` process
+on the study (or the next trial of another one) marks it FAIL and queues it again with the same values,
+and that retry resumes the dead trial's run folder from its newest checkpoint. How a dead trial is told:
+with the journal file, its process held a lock file under ``.running/`` while it ran (the kernel lets go
+of it when the process dies, however it dies); with a database, Optuna's heartbeat (a trial silent for
+``HEARTBEAT_GRACE_S`` is dead).
 
 The study folder ends with ``trials.csv``, ``best.yaml`` (the experiment with the best values filled in,
 trainable as it is) and the optimisation history and parameter importances as PNGs.
@@ -19,10 +28,17 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+try:
+    import fcntl
+except ImportError:  # no flock (Windows): dead trials are not told from live ones there
+    fcntl = None
 
 from experiments.errors import UserError
 from experiments.spec import ExperimentSpec, TuneParam, apply_overrides, parse_yaml, validate_spec
@@ -42,16 +58,99 @@ def study_dir(spec: ExperimentSpec, runs_dir: str | Path, study: str) -> Path:
     return Path(runs_dir) / spec.name / f"tune-{study}"
 
 
+#: Times a trial whose process died is queued again (a trial that kills its process every time stops there).
+MAX_RETRIES = 2
+#: With a database: seconds between a running trial's heartbeats, and of silence after which it is dead.
+HEARTBEAT_S, HEARTBEAT_GRACE_S = 60, 180
+#: A RUNNING trial this young is left alone: its process may not have taken its lock yet.
+LOCK_GRACE_S = 60.0
+
+
+def _retry_callback():
+    optuna = _optuna()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES)
+
+
 def storage_for(url: str | None, folder: Path):
-    """An Optuna storage: the URL given, or a journal file in the study folder."""
-    _optuna()
+    """An Optuna storage: the database at the URL given (with heartbeats), or a journal file in the study
+    folder."""
+    optuna = _optuna()
     if url:
-        return url
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=HEARTBEAT_GRACE_S,
+                                              heartbeat_stale_trial_callback=_retry_callback())
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     folder.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+
+
+def _lock_path(folder: Path, number: int) -> Path:
+    return folder / ".running" / f"trial-{number}.lock"
+
+
+def _take_lock(path: Path, wait: bool = False):
+    """The lock file at ``path``, open and locked by this process; None if another process holds it (with
+    ``wait``, wait for it). A new lock file appears under its name already locked (made aside, then linked):
+    a lock file that exists but that no process holds is one whose process died."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            f = open(path)  # noqa: SIM115 (returned open: the lock lasts as long as the file does)
+        except FileNotFoundError:
+            aside = path.with_name(f".{path.name}.{os.getpid()}")
+            f = open(aside, "w")  # noqa: SIM115
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                os.link(aside, path)
+            except FileExistsError:  # another process made it meanwhile: look at that one
+                f.close()
+                continue
+            finally:
+                os.unlink(aside)
+            return f
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            return None
+        return f
+
+
+def fail_dead_trials(study, folder: Path) -> list[int]:
+    """Mark FAIL the RUNNING trials of a journal-file study whose process is gone (nothing holds their lock
+    file), each queued again to resume its run; returns their numbers. A database study's heartbeat does
+    this by itself."""
+    optuna = _optuna()
+    from optuna.storages import JournalStorage
+
+    if fcntl is None or not isinstance(study._storage, JournalStorage):
+        return []
+    running = optuna.trial.TrialState.RUNNING
+    dead = []
+    for t in study.get_trials(deepcopy=False, states=(running,)):
+        path = _lock_path(folder, t.number)
+        young = t.datetime_start and (datetime.now() - t.datetime_start).total_seconds() < LOCK_GRACE_S
+        if young and not path.exists():
+            continue  # its process may not have taken its lock yet
+        f = _take_lock(path)
+        if f is None:
+            continue  # its process holds it: alive
+        with f:  # holding the lock, this process alone decides (another may have decided already)
+            trial = study._storage.get_trial(t._trial_id)
+            if trial.state != running:
+                continue
+            try:
+                study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            _retry_callback()(study, study._storage.get_trial(t._trial_id))
+            dead.append(t.number)
+    return dead
 
 
 def suggest(trial, name: str, p: TuneParam) -> Any:
@@ -87,28 +186,51 @@ def make_study(spec: ExperimentSpec, folder: Path, storage: str | None, study: s
 
 
 class Objective:
-    """One trial = one run of the experiment with the trial's values, judged on ``tune.metric``."""
+    """One trial = one run of the experiment with the trial's values, judged on ``tune.metric``.
+
+    While a trial runs its process holds the trial's lock file (see :func:`fail_dead_trials`), from the
+    trial's start until Optuna has recorded its end (:meth:`release`, a callback of ``study.optimize``).
+    """
 
     def __init__(self, data: dict, source: str, folder: Path, progress=None):
         self.data = data
         self.source = source
         self.folder = folder
         self.progress = progress
+        self._locks: dict[int, Any] = {}
+
+    def _lock(self, number: int) -> None:
+        if fcntl is not None:  # another process holds it only for a moment, to look
+            self._locks[number] = _take_lock(_lock_path(self.folder, number), wait=True)
+
+    def release(self, study=None, trial=None) -> None:
+        """Let go of a finished trial's lock (every lock without one)."""
+        for number in [trial.number] if trial is not None else list(self._locks):
+            f = self._locks.pop(number, None)
+            if f is not None:
+                f.close()
 
     def __call__(self, trial) -> float:
-        """Run the trial; report each evaluation; prune on the pruner's word; return the last evaluation."""
+        """Run the trial (a retry resumes its dead trial's run); report each evaluation; prune on the pruner's
+        word; return the last evaluation."""
         from experiments import runner
         from experiments.run import Run
 
         optuna = _optuna()
+        self._lock(trial.number)
+        fail_dead_trials(trial.study, self.folder)  # another process's, dead while this one worked
         base = validate_spec(self.data, self.source)
         tune = base.tune
         values = {name: suggest(trial, name, p) for name, p in tune.params.items()}
-        seed = base.seeds[0] + trial.number
-        spec = validate_spec(with_values(self.data, values), f"{self.source} (trial {trial.number})")
-        run = Run.create(spec, seed, self.folder, name="trials", progress_cb=self.progress)
+        earlier = trial.user_attrs.get("run")  # a retry carries its dead trial's run folder
+        if earlier and (Path(earlier) / "meta.json").is_file():
+            run = Run.open(earlier, progress_cb=self.progress)
+        else:
+            spec = validate_spec(with_values(self.data, values), f"{self.source} (trial {trial.number})")
+            run = Run.create(spec, base.seeds[0] + trial.number, self.folder, name="trials",
+                             progress_cb=self.progress)
         trial.set_user_attr("run", str(run.dir))
-        trial.set_user_attr("seed", seed)
+        trial.set_user_attr("seed", run.seed)
         key = tune.metric.split("/", 1)[1]
 
         def report(run_: Run, frames: int, mean: dict) -> None:
@@ -132,26 +254,35 @@ class Objective:
 
 def tune(path: str | Path, trials: int, runs_dir: str | Path = "runs", storage: str | None = None,
          study: str | None = None, sampler: str = "tpe", pruner: str = "median", ray_address: str | None = None,
-         console=None) -> Path:
-    """Run ``trials`` trials of the experiment's ``tune:`` search; write the study's report; return its folder."""
+         overrides: list[str] | None = None, console=None) -> Path:
+    """Run ``trials`` trials of the experiment's ``tune:`` search; write the study's report; return its folder.
+
+    ``overrides`` are ``--set KEY=VALUE`` items, applied to the experiment before anything else (every trial,
+    and best.yaml, have them), as ``train`` applies them.
+    """
     from experiments.spec import find_experiment, load_spec
 
-    spec = load_spec(path)
+    spec = load_spec(path, overrides)
     if spec.tune is None:
         raise UserError(f"{path} has no tune: section. Add the settings to search, e.g.\n  tune:\n"
                         "    agent.hyperparams.learning_rate: {float: [1.0e-5, 2.0e-3], log: true}\n"
                         "    agent.hyperparams.n_steps: {choice: [64, 128, 256]}")
     source = str(find_experiment(path))
-    data = parse_yaml(Path(source).read_text(), source)
+    data = apply_overrides(parse_yaml(Path(source).read_text(), source), overrides or [], source)
     name = study or spec.name
     folder = study_dir(spec, runs_dir, name)
     folder.mkdir(parents=True, exist_ok=True)
     objective = Objective(data, source, folder)
+    # a trial left RUNNING by a dead process: FAIL, and queued again to resume (before any new trial)
+    fail_dead_trials(make_study(spec, folder, storage, name, sampler, pruner), folder)
     if ray_address:
         _tune_on_ray(spec, objective, trials, storage, name, sampler, pruner, ray_address, folder)
     else:
         s = make_study(spec, folder, storage, name, sampler, pruner)
-        s.optimize(objective, n_trials=trials, catch=())
+        try:
+            s.optimize(objective, n_trials=trials, catch=(), callbacks=[objective.release])
+        finally:
+            objective.release()
     report(spec, data, make_study(spec, folder, storage, name, sampler, pruner), folder)
     return folder
 
@@ -160,7 +291,11 @@ def _trial_task(data: dict, source: str, folder: str, storage: str | None, name:
                 pruner: str) -> None:
     spec = validate_spec(data, source)
     s = make_study(spec, Path(folder), storage, name, sampler, pruner)
-    s.optimize(Objective(data, source, Path(folder)), n_trials=1, catch=())
+    objective = Objective(data, source, Path(folder))
+    try:
+        s.optimize(objective, n_trials=1, catch=(), callbacks=[objective.release])
+    finally:
+        objective.release()  # the task's process lives on: its locks must not
 
 
 def _tune_on_ray(spec, objective, trials, storage, name, sampler, pruner, address, folder) -> None:
@@ -169,11 +304,13 @@ def _tune_on_ray(spec, objective, trials, storage, name, sampler, pruner, addres
     except ImportError:
         raise UserError("--ray needs Ray: pip install 'retrodojo[ray]'") from None
     from agents.neat_backends import connect_ray
-    from experiments.cluster import check_fits
+    from experiments.cluster import check_fits, with_booked_workers
 
     connect_ray(address)
-    task = ray.remote(num_cpus=check_fits(spec))(_trial_task)
-    refs = [task.remote(objective.data, objective.source, str(folder.resolve()), storage, name, sampler, pruner)
+    cpus = check_fits(spec)
+    task = ray.remote(num_cpus=cpus)(_trial_task)
+    data = with_booked_workers(spec, objective.data, cpus)
+    refs = [task.remote(data, objective.source, str(folder.resolve()), storage, name, sampler, pruner)
             for _ in range(trials)]
     ray.get(refs)
 
@@ -219,17 +356,20 @@ def report(spec: ExperimentSpec, data: dict, study, folder: Path) -> dict:
 
 
 def _write_trials_csv(study, path: Path) -> None:
-    """One row per trial: number, state, value, seconds, each searched value, seed and run folder (written
-    here rather than with ``study.trials_dataframe()``, which needs pandas)."""
+    """One row per trial: number, state, value, seconds, each searched value, seed, run folder, and the trial
+    it retries (one whose process died) (written here rather than with ``study.trials_dataframe()``, which
+    needs pandas)."""
     import csv
 
     names = sorted({k for t in study.trials for k in t.params})
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["number", "state", "value", "seconds", *(f"params_{n}" for n in names), "seed", "run"])
+        w.writerow(["number", "state", "value", "seconds", *(f"params_{n}" for n in names), "seed", "run",
+                    "retry_of"])
         for t in study.trials:
             seconds = (t.datetime_complete - t.datetime_start).total_seconds() \
                 if t.datetime_complete and t.datetime_start else ""
+            history = t.system_attrs.get("retry_history") or [""]
             w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
                         f"{seconds:.1f}" if seconds != "" else "", *(t.params.get(n, "") for n in names),
-                        t.user_attrs.get("seed", ""), t.user_attrs.get("run", "")])
+                        t.user_attrs.get("seed", ""), t.user_attrs.get("run", ""), history[-1]])

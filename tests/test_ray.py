@@ -7,12 +7,15 @@ for the whole module: starting Ray costs seconds and most of a GiB.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from conftest import meta, tb_scalars
 ray = pytest.importorskip("ray")
 
 RAY = str(Path(sys.executable).parent / "ray")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _free_port() -> int:
@@ -34,22 +38,90 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """A head node (2 CPUs) and a worker node (1 CPU) joined to it, both on 127.0.0.1."""
+    with ray_cluster([2, 1]) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def ray_cluster(cpus: list[int], resources: list[dict] | None = None):
+    """A cluster on 127.0.0.1 of ``len(cpus)`` nodes (the first the head), in its own temp folder; yields its
+    address and stops only its own processes (`ray stop` would stop every Ray on the machine)."""
     port = _free_port()
     address = f"127.0.0.1:{port}"
     # A Ray started earlier on this machine (ray.init) may have left ~/.ray/auth_token, which turns token
     # authentication on for a new head but not for a node joining it: the test cluster runs without it.
     os.environ["RAY_AUTH_MODE"] = "disabled"
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
-    common = ["--include-dashboard=false", "--disable-usage-stats"]
+    temp = Path(tempfile.mkdtemp(prefix="rdj-ray-"))  # short: Ray's socket paths must stay under 108 characters
+    common = ["--node-ip-address=127.0.0.1", f"--temp-dir={temp}", "--disable-usage-stats"]
     try:
-        _ray_start([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-                    *common], env)
-        _ray_start([RAY, "start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1"], env)
+        for i, n in enumerate(cpus):
+            extra = [f"--resources={json.dumps(resources[i])}"] if resources and resources[i] else []
+            if i == 0:
+                _ray_start([RAY, "start", "--head", f"--port={port}", f"--num-cpus={n}", "--include-dashboard=false",
+                            *common, *extra], env)
+            else:
+                _ray_start([RAY, "start", f"--address={address}", f"--num-cpus={n}", *common, *extra], env)
         yield address
     finally:
         if ray.is_initialized():
             ray.shutdown()
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_processes(cluster_pids(temp, port))
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _processes() -> dict[int, tuple[str, int]]:
+    """Every process of the machine: pid -> (command line, parent pid)."""
+    procs = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                args = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            procs[int(d.name)] = (args, ppid)
+    return procs
+
+
+def _with_descendants(roots: set[int], procs: dict[int, tuple[str, int]]) -> set[int]:
+    found, grew = set(roots), True
+    while grew:
+        children = {pid for pid, (_, ppid) in procs.items() if ppid in found} - found
+        grew = bool(children)
+        found |= children
+    return found
+
+
+def cluster_pids(temp: Path, port: int | None = None) -> list[int]:
+    """The processes of the cluster whose temp folder is ``temp`` (and ``port``), and all their descendants."""
+    procs = _processes()
+    mine = {pid for pid, (args, _) in procs.items()
+            if str(temp) in args or (port and "ray" in args and f":{port} " in args + " ")}
+    return sorted(_with_descendants(mine, procs) - {os.getpid()})
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes a process started, and theirs."""
+    return sorted(_with_descendants({pid}, _processes()) - {pid})
+
+
+def stop_processes(pids: list[int], grace: float = 10.0) -> None:
+    """SIGTERM these processes, then SIGKILL the ones still there after ``grace`` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        until = time.monotonic() + grace
+        while time.monotonic() < until and any(Path(f"/proc/{p}").exists() and not _zombie(p) for p in pids):
+            time.sleep(0.2)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def _ray_start(cmd: list[str], env: dict, attempts: int = 3) -> None:
@@ -134,7 +206,7 @@ def test_a_worker_killed_mid_generation_loses_no_genome(cluster, kind):
 
     setup, config = _setup()
     tasks = _genomes(config, 12)
-    backend = RayBackend(setup, 2, cluster, batches_per_worker=3) if kind == "ray" else LocalBackend(setup, 2)
+    backend = RayBackend(setup, 2, cluster, batch_share=3) if kind == "ray" else LocalBackend(setup, 2)
     try:
         results = backend.evaluate(tasks)
         first = next(results)
@@ -149,6 +221,117 @@ def test_a_worker_killed_mid_generation_loses_no_genome(cluster, kind):
         assert sorted(r[0] for r in backend.evaluate(tasks[:4])) == sorted(t[0] for t in tasks[:4])
     finally:
         backend.close()
+
+
+class KillerGenome:
+    """A genome that kills the process that unpickles it, every time: the worker it is sent to dies."""
+
+    def __reduce__(self):
+        return os._exit, (3,)
+
+
+@contextlib.contextmanager
+def deadline(seconds: int, what: str):
+    """Fail (rather than hang) when the block takes more than ``seconds``."""
+    def expired(_signum, _frame):
+        raise TimeoutError(f"{what} took more than {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("kind", ["local", "ray"])
+def test_a_genome_that_kills_its_worker_is_given_the_worst_fitness_not_retried_for_ever(cluster, kind):
+    from agents.neat_backends import LocalBackend, RayBackend
+
+    setup, config = _setup()
+    tasks = _genomes(config, 5)
+    killer = 10**6
+    tasks.insert(2, (killer, KillerGenome(), 1))
+    backend = RayBackend(setup, 2, cluster, batch_share=1) if kind == "ray" else LocalBackend(setup, 2)
+    try:
+        with deadline(240, "a generation with a genome that kills its worker"):
+            fits = {key: fitness for key, fitness, _ in backend.evaluate(tasks)}
+        assert sorted(fits) == sorted(t[0] for t in tasks)  # every genome, each once
+        assert fits[killer] == min(f for k, f in fits.items() if k != killer)
+        assert backend.deaths[killer] == 2
+        assert any(f"genome {killer} killed the worker playing it 2 times" in n for n in backend.notes)
+        assert sum("died mid-generation" in n for n in backend.notes) >= 2
+        # the next generation plays on, the killer not again
+        backend.notes.clear()
+        with deadline(120, "the next generation"):
+            again = {key: fitness for key, fitness, _ in backend.evaluate(tasks[1:4])}
+        assert sorted(again) == sorted(t[0] for t in tasks[1:4]) and again[killer] == min(again.values())
+        assert not any("died" in n for n in backend.notes)
+    finally:
+        backend.close()
+
+
+@pytest.mark.slow
+def test_a_dead_ray_node_ends_the_run_with_its_checkpoint_and_the_resume_command(tmp_path):
+    """The issue's case: NEAT on the local Ray cluster its run started, whose raylet is killed mid-run. The
+    lost workers can never be placed again: the run ends within 3 minutes saying what it waited for, and its
+    checkpoint resumes (on a new local cluster)."""
+    exp = _neat_experiment(tmp_path, "ray", "local", generations=1000)
+    runs = tmp_path / "runs"
+    log = tmp_path / "train.log"
+    cmd = [sys.executable, "-m", "experiments.cli"]
+    temps = [Path(tempfile.mkdtemp(prefix="rdj-")) for _ in range(2)]  # a Ray of its own, away from others'
+    started = []
+    try:
+        env = dict(os.environ, RAY_TMPDIR=str(temps[0]), RAY_USAGE_STATS_ENABLED="0")
+        with log.open("w") as out:
+            proc = subprocess.Popen([*cmd, "train", str(exp), "--runs-dir", str(runs)], cwd=ROOT, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        started.append(proc)
+        until = time.monotonic() + 300
+        while not list(runs.glob("*/*/checkpoints/0*")):  # the first generation is checkpointed
+            assert proc.poll() is None and time.monotonic() < until, log.read_text()[-3000:]
+            time.sleep(1)
+        time.sleep(2)  # into the next generation
+        procs = _processes()
+        (raylet,) = [p for p in descendants(proc.pid) if "raylet_socket_name" in procs.get(p, ("", 0))[0]]
+        os.kill(raylet, signal.SIGKILL)
+        t0 = time.monotonic()
+        try:
+            proc.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the run was still going 180 s after its Ray node died:\n{log.read_text()[-3000:]}")
+        took = time.monotonic() - t0
+        text = log.read_text()
+        assert proc.returncode == 1, text[-3000:]
+        run = next(runs.glob("*/*/meta.json")).parent
+        m = meta(run)
+        assert m["status"] == "failed" and "every NEAT worker on Ray was lost" in m["error"]
+        assert "every NEAT worker on Ray was lost" in text and "none could start again within 60 s" in text
+        assert f"continue with `retrodojo train --resume {run}`" in text, text[-3000:]
+        ckpt = sorted((run / "checkpoints").iterdir())[-1]
+        assert (ckpt / "population.pkl.gz").is_file()
+        print(f"the run ended {took:.0f} s after its Ray node died")
+
+        done = int(max(v for _, v in tb_scalars(run, "neat/generation")))
+        env["RAY_TMPDIR"] = str(temps[1])
+        with log.open("w") as out:
+            again = subprocess.Popen([*cmd, "train", "--resume", str(run), "--set", f"budget.generations={done + 3}"],
+                                     cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        started.append(again)
+        assert again.wait(timeout=400) == 0, log.read_text()[-3000:]
+        m = meta(run)
+        assert m["status"] == "finished" and m["resumes"] == 1 and m["frames"] > int(ckpt.name)
+    finally:
+        for p in started:
+            left = descendants(p.pid)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            stop_processes(left + [q for t in temps for q in cluster_pids(t)])
+        for t in temps:
+            shutil.rmtree(t, ignore_errors=True)
 
 
 def test_a_node_without_the_rom_says_which_node_and_what_to_run(cluster):
@@ -166,16 +349,46 @@ def test_a_node_without_the_rom_says_which_node_and_what_to_run(cluster):
     assert "No ROM for SonicTheHedgehog2-Genesis" in str(e.value) and "retrodojo roms import PATH" in str(e.value)
 
 
+@contextlib.contextmanager
+def one_core():
+    """This thread may run on one core only (cores() says 1): a one-core machine, here."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def test_neat_runs_on_ray_book_the_workers_they_start(tmp_path):
+    """NEAT without agent.workers starts one worker per core: a run task books that many CPUs and is told to
+    start that many, not one per core of whichever node it lands on; with Ray actors as its workers the
+    run's own process books one CPU (each actor books its own)."""
+    from experiments.cluster import cpus_for, with_booked_workers
+    from experiments.spec import load_spec, validate_spec
+
+    exp = _neat_experiment(tmp_path, "local")
+    spec = load_spec(exp, ["agent.workers=null"])
+    with one_core():
+        cpus = cpus_for(spec)
+    assert cpus == 1
+    assert validate_spec(with_booked_workers(spec, spec.model_dump(mode="json"), cpus), "x").agent.workers == 1
+    assert cpus_for(load_spec(exp)) == 2  # as the file says
+    ray_spec = load_spec(exp, ["agent.backend=ray"])
+    assert cpus_for(ray_spec) == 1 and with_booked_workers(ray_spec, {"agent": {}}, 1) == {"agent": {}}
+
+
 @pytest.mark.slow
 def test_many_seeds_as_ray_tasks_write_ordinary_run_folders(cluster, tmp_path, capsys):
     from experiments.cli import main
 
     exp = _neat_experiment(tmp_path, "local", generations=1)
     data = yaml.safe_load(exp.read_text())
-    data["agent"]["workers"] = 1
+    del data["agent"]["workers"]  # one per core of this (one-core) machine: the runs start what they booked
     exp.write_text(yaml.safe_dump(data))
     runs = tmp_path / "runs"
-    assert main(["train", str(exp), "--seeds", "1", "2", "--ray", cluster, "--runs-dir", str(runs)]) == 0
+    with one_core():
+        assert main(["train", str(exp), "--seeds", "1", "2", "--ray", cluster, "--runs-dir", str(runs)]) == 0
     out = capsys.readouterr().out
     folders = sorted((runs / "neat_local").iterdir())
     assert [meta(f)["seed"] for f in folders] == [1, 2]
@@ -184,6 +397,7 @@ def test_many_seeds_as_ray_tasks_write_ordinary_run_folders(cluster, tmp_path, c
         assert m["status"] == "finished" and m["frames"] > 0, m
         assert {p.name for p in f.iterdir()} >= {"config.yaml", "meta.json", "tb", "checkpoints", "final", "eval"}
         assert tb_scalars(f, "neat/best_fitness") and json.loads((f / "final" / "agent.json").read_text())
+        assert yaml.safe_load((f / "config.yaml").read_text())["agent"]["workers"] == 1
     assert "seed 1" in out and "seed 2" in out and "finished" in out
 
 

@@ -161,3 +161,31 @@ def test_the_wrappers_layer_imports_one_way():
         list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as e:
         pytest.fail(f"wrappers modules import each other: {' -> '.join(e.args[1])}")
+
+
+def _project_imports(path) -> set[str]:
+    """The project modules a file imports, at any depth (imports inside functions count: they still make a
+    circle that breaks when either module is imported first in a fresh process)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return found
+
+
+def test_the_agents_package_has_no_import_circle():
+    from pathlib import Path
+
+    root = Path(agents.__file__).parent
+    modules = {f"agents.{p.stem}": p for p in root.glob("*.py") if p.stem != "__init__"}
+    graph = {name: (_project_imports(path) & modules.keys()) - {name} for name, path in modules.items()}
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        return any(nxt == target or reaches(nxt, target, seen | {nxt}) for nxt in graph[start] - seen)
+
+    circles = sorted(name for name in graph if reaches(name, name, set()))
+    assert circles == [], f"modules importing themselves through others: {circles}"

@@ -4,8 +4,11 @@ processes sharing one study, pruning from the run's own evaluations, the study's
 from __future__ import annotations
 
 import csv
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +111,81 @@ def test_a_resolved_spec_with_a_tune_section_loads_again(tmp_path):
     spec = load_spec(tiny(tmp_path))
     again = validate_spec(parse_yaml(dump_spec(spec), "config.yaml"), "config.yaml")
     assert again.tune == spec.tune and "float:" in dump_spec(spec)
+
+
+@pytest.mark.slow
+def test_tune_takes_set_like_train(tmp_path):
+    """Trying a search on a tiny budget without editing the file: --set reaches every trial and best.yaml."""
+    from conftest import meta
+
+    from experiments.cli import main
+    from experiments.spec import load_spec
+
+    runs = tmp_path / "runs"
+    assert main(["tune", str(tiny(tmp_path)), "--trials", "1", "--runs-dir", str(runs), "--pruner", "none",
+                 "--set", "budget.frames=512", "--set", "eval.every_frames=512"]) == 0
+    folder = runs / "tiny_tune" / "tune-tiny_tune"
+    (row,) = list(csv.DictReader((folder / "trials.csv").open()))
+    assert row["state"] == "COMPLETE"
+    trial = load_spec(Path(row["run"]) / "config.yaml")
+    assert trial.budget.frames == 512 and trial.eval.every_frames == 512 and meta(Path(row["run"]))["frames"] == 512
+    assert load_spec(folder / "best.yaml").budget.frames == 512
+
+
+def test_a_bad_set_for_tune_is_one_message_before_any_trial(tmp_path, capsys):
+    from experiments.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["tune", str(tiny(tmp_path)), "--trials", "1", "--runs-dir", str(runs),
+                 "--set", "budget.frame=512"]) == 2
+    err = capsys.readouterr().err
+    assert "budget.frame: unknown key, did you mean frames?" in err and "Traceback" not in err
+    assert not runs.exists()
+
+
+@pytest.mark.slow
+def test_a_trial_whose_process_died_is_failed_and_resumed_by_the_next_process(tmp_path):
+    """The issue's case: a tune process killed -9 mid-trial. The next process on the study marks that trial
+    FAIL and plays it again, with its values, from its run's newest checkpoint."""
+    from conftest import meta
+
+    from experiments.cli import main
+
+    exp = tiny(tmp_path)
+    runs = tmp_path / "runs"
+    longer = ["--set", "budget.frames=16384", "--set", "eval.every_frames=4096"]
+    first = subprocess.Popen([sys.executable, "-m", "experiments.cli", "tune", str(exp), "--trials", "1",
+                              "--runs-dir", str(runs), "--pruner", "none", *longer], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    folder = runs / "tiny_tune" / "tune-tiny_tune"
+    try:
+        until = time.monotonic() + 300
+        while not list(folder.glob("trials/*/checkpoints/0*")):  # the trial's first checkpoint
+            assert first.poll() is None and time.monotonic() < until
+            time.sleep(0.5)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the tune process and its env workers, at once
+        first.wait()
+    (dead_run,) = folder.glob("trials/*")
+    checkpoint = int(sorted((dead_run / "checkpoints").iterdir())[-1].name)
+    assert 0 < checkpoint < 16384, "the trial ended before it was killed: give it a longer budget"
+
+    assert main(["tune", str(exp), "--trials", "1", "--runs-dir", str(runs), "--pruner", "none", *longer]) == 0
+    rows = list(csv.DictReader((folder / "trials.csv").open()))
+    assert [(r["number"], r["state"], r["retry_of"]) for r in rows] == [("0", "FAIL", ""), ("1", "COMPLETE", "0")]
+    assert rows[1]["run"] == rows[0]["run"] == str(dead_run) and rows[1]["seed"] == rows[0]["seed"]
+    assert rows[1]["params_agent.hyperparams.learning_rate"] == rows[0]["params_agent.hyperparams.learning_rate"]
+    m = meta(dead_run)
+    assert m["status"] == "finished" and m["resumes"] == 1 and m["frames"] >= 16384
+    assert (folder / "best.yaml").is_file()
+
+
+def test_a_database_study_fails_dead_trials_by_heartbeat(tmp_path):
+    """With a database (several machines), a dead trial is told by Optuna's heartbeat, and retried."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    from experiments.tune import storage_for
+
+    storage = storage_for(f"sqlite:///{tmp_path / 'study.db'}", tmp_path)
+    assert is_heartbeat_enabled(storage)
+    assert storage.get_heartbeat_stale_trial_callback() is not None
