@@ -227,7 +227,7 @@ class Schedule(BaseModel):
     ``linear`` goes from ``start`` to ``end`` over the first ``end_fraction`` of the budget, then stays.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     schedule: Literal["linear", "constant"]
     start: float
