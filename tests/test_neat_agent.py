@@ -41,9 +41,9 @@ def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
     assert first["status"] == "finished" and first["frames"] > 0
     assert [v for _, v in tb_scalars(run, "neat/generation")] == [0.0, 1.0]
     gen_frames = [s for s, _ in tb_scalars(run, "neat/generation")]
-    assert (run / "neat.cfg").is_file() and (run / "final" / "champion.pkl").is_file()
+    assert (run / "neat.cfg").is_file() and (run / "final" / "champion.json").is_file()
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
-    assert (ckpt / "population.pkl.gz").is_file()
+    assert (ckpt / "population.json.gz").is_file()
     assert json.loads((ckpt / "checkpoint.json").read_text())["frames"] == first["frames"]
     resolved = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
                            neat.DefaultStagnation, str(run / "neat.cfg"))
@@ -163,7 +163,7 @@ def test_extinction_without_reset_keeps_checkpoint_and_champion(tmp_path):
     run = one_run(runs)
     m = meta(run)
     assert m["status"] == "extinct" and "every species went extinct" in m["end_message"]
-    assert (run / "final" / "champion.pkl").is_file()
+    assert (run / "final" / "champion.json").is_file()
     assert sorted((run / "checkpoints").iterdir())
     assert agents.load(run / "final").champion.fitness is not None
 
@@ -178,7 +178,7 @@ def test_time_budget_ends_the_run_with_its_champion(tmp_path):
     assert m["status"] == "finished" and m["end_message"] == "time budget of 0.15 min reached"
     assert 9 <= m["train_seconds"] < 120 and m["frames"] > 0
     gens = tb_scalars(run, "neat/generation")
-    assert 1 <= len(gens) < 10_000 and (run / "final" / "champion.pkl").is_file()
+    assert 1 <= len(gens) < 10_000 and (run / "final" / "champion.json").is_file()
 
 
 @pytest.mark.slow
