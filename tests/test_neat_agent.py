@@ -78,6 +78,26 @@ def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
     assert report["episodes"][0]["return"] == pytest.approx(agent.champion.fitness)
 
 
+@pytest.mark.slow
+def test_a_resumed_run_evolves_the_same_champions_as_an_uninterrupted_one(tmp_path):
+    """The checkpoint (population.json.gz, rng.json) holds the whole evolutionary state: stopping after two
+    generations and resuming to four gives, generation by generation, what four generations in one go give."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    for runs, generations in ((straight, 4), (split, 2)):
+        exp = write_experiment(tmp_path, generations, target_species=2)
+        data = yaml.safe_load(exp.read_text())
+        data["eval"] = {"every_frames": 10_000_000, "episodes": 1}
+        exp.write_text(yaml.safe_dump(data))
+        assert main(["train", str(exp), "--runs-dir", str(runs)]) == 0
+    assert main(["train", "--resume", str(one_run(split)), "--set", "budget.generations=4"]) == 0
+    for tag in ("neat/best_fitness", "neat/mean_fitness", "neat/species", "neat/champion_connections",
+                "neat/compatibility_threshold"):
+        a, b = tb_scalars(one_run(straight), tag), tb_scalars(one_run(split), tag)
+        assert len(a) == 4 and a == b, tag
+    champions = [json.loads((one_run(r) / "final" / "champion.json").read_text()) for r in (straight, split)]
+    assert champions[0] == champions[1]
+
+
 def _cycling_genome(config, cycle: dict[int, int], extra: dict[tuple[int, int], float] | None = None,
                     biases: dict[int, float] | None = None):
     """A genome whose only links go from last-action input ``a`` to output ``cycle[a]`` (weight 5), plus
