@@ -572,6 +572,13 @@ def test_an_earlier_versions_run_loads_with_trust_pickles_and_converts_once(safe
         agents.load(run / "final")
     rc, text = run_cli(["evaluate", run, "--episodes", "1", "--trust-pickles", "--json"], capsys)
     assert rc == 0, text
+    # resuming it with the flag goes on training; what it writes from then on is in the safe formats
+    resumed = copy_run(run, tmp_path / "resumed")
+    rc, text = run_cli(["train", "--resume", resumed, "--trust-pickles"], capsys)
+    assert rc == 0, text
+    newest = Run.checkpoints_of(resumed)[-1]
+    assert int(newest.name) >= 1024 and not safe_io.legacy_files(newest) and not list(newest.glob("*.pkl*"))
+    agents.load(resumed / "final")
     before = agents.load(run / "final", trust_pickles=True)
     old = _load_neat_checkpoint_legacy(ckpt) if algo == "neat" else agents.load(ckpt, trust_pickles=True).model
 
