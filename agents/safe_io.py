@@ -34,8 +34,8 @@ RNG_FILE = "rng.json"
 #: Pickled files of earlier versions -> the safe file that replaces each.
 LEGACY_FILES = {"champion.pkl": "champion.json", "population.pkl.gz": "population.json.gz",
                 "rng.pkl": RNG_FILE, "model.zip": "policy.safetensors"}
-#: A NEAT population is tens of MB as JSON at most; a gzip bomb stops here.
-MAX_JSON_GZ_BYTES = 512 * 1024 * 1024
+#: A NEAT population is a few MB as JSON (100 genomes of the smb config: 1 MB); a gzip bomb stops here.
+MAX_JSON_GZ_BYTES = 128 * 1024 * 1024
 
 
 class LegacyPickleError(AgentError):

@@ -21,6 +21,8 @@ from agents import legacy, safe_io
 from agents.base import AgentError, ScheduleLike, read_agent_file, write_agent_file
 from agents.networks import ChannelsLastNatureCNN
 from agents.sb3_format import (
+    MAX_MLP_INPUTS,
+    MAX_SPACE_VALUES,
     MODEL_FILE,
     MODEL_FORMAT,
     OPTIMIZER_FILE,
@@ -285,8 +287,11 @@ class SB3Agent:
         top = safe_io.Fields(doc, model_path)
         if top.str("algo") != self.algo or top.str("policy") != self.policy_name():
             top.fail("algo", f"does not match agent.json ({self.algo}, {self.policy_name()})")
+        # the network is built before the weights are read: a described input must fit the policy kind, or a
+        # crafted model.json could have an MLP of billions of weights allocated
         obs_space = space_from_json(top.get("observation_space", lambda v: True, ""), model_path,
-                                    "observation_space")
+                                    "observation_space",
+                                    max_values=MAX_MLP_INPUTS if self.spec.policy == "mlp" else MAX_SPACE_VALUES)
         act_space = space_from_json(top.get("action_space", lambda v: True, ""), model_path, "action_space")
         model = self._new_model(venv, setup=False, device=device)
         if venv is None:

@@ -35,9 +35,11 @@ MODEL_FORMAT = "retrodojo-sb3-model"
 MODEL_FILE = "model.json"
 POLICY_FILE = "policy.safetensors"
 OPTIMIZER_FILE = "optimizer.safetensors"
-#: The dtypes a space may declare; an observation larger than this many values is no game's.
+#: The dtypes a space may declare; an observation larger than this many values is no game's (a full RGB
+#: SNES frame stacked 32 times is 5.9 M), and an MLP reads at most this many (tiles, RAM values).
 DTYPES = ("uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64", "bool")
-MAX_SPACE_VALUES = 50_000_000
+MAX_SPACE_VALUES = 8_000_000
+MAX_MLP_INPUTS = 65_536
 COUNTERS = ("num_timesteps", "_n_updates", "_episode_num")
 
 
@@ -68,8 +70,10 @@ def space_to_json(space: spaces.Space) -> dict:
     raise TypeError(f"retrodojo does not save {type(space).__name__} spaces")
 
 
-def space_from_json(data: Any, path: Path, where: str, depth: int = 0) -> spaces.Space:
-    """The space :func:`space_to_json` wrote; anything else is an AgentError."""
+def space_from_json(data: Any, path: Path, where: str, depth: int = 0,
+                    max_values: int = MAX_SPACE_VALUES) -> spaces.Space:
+    """The space :func:`space_to_json` wrote, of at most ``max_values`` values; anything else is an
+    AgentError, raised before any array is made."""
     f = Fields(data, path, where)
     kind = f.str("type")
     if kind == "Dict" and depth == 0:
@@ -91,8 +95,9 @@ def space_from_json(data: Any, path: Path, where: str, depth: int = 0) -> spaces
     shape = f.get("shape", lambda v: isinstance(v, list) and 0 < len(v) <= 4 and all(is_int(x) and x >= 1 for x in v),
                   "a list of 1 to 4 positive sizes")
     size = math.prod(shape)
-    if size > MAX_SPACE_VALUES:
-        f.fail("shape", f"holds more than {MAX_SPACE_VALUES:,} values")
+    if size > max_values:
+        f.fail("shape", f"holds more than {max_values:,} values" + (
+            " (the most an MLP policy reads)" if max_values == MAX_MLP_INPUTS else ""))
     dtype = f.get("dtype", lambda v: v in DTYPES, f"one of {', '.join(DTYPES)}")
 
     def bound(key: str) -> np.ndarray:

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 
 import agents.base as agents
 from agents import neat_state, safe_io
+from agents.base import AgentError
 from agents.neat_agent import NEATAgent, NEATSpec
 from agents.neat_config import load_neat_config
 from agents.sb3_agents import A2CAgent, A2CLSTMAgent, PPOAgent, PPOLSTMAgent
@@ -625,3 +626,33 @@ def _state_of(agent: NEATAgent) -> tuple:
     doc = neat_state.population_document(agent.population, agent.champion, agent.config, next_genome_key=0,
                                          next_node_key=0, next_species_key=0, frames=agent.frames, solved=agent.solved)
     return doc, random.getstate(), np.random.get_state()[1].tolist()
+
+
+def test_a_model_json_describing_a_huge_input_is_refused_before_a_network_is_built(safe_runs, tmp_path):
+    import time
+
+    folder = tmp_path / "final"
+    shutil.copytree(safe_runs["ppo"] / "final", folder)
+    doc = json.loads((folder / "model.json").read_text())
+    for shape, problem in (([4_000_000], "the most an MLP policy reads"), ([100_000, 100_000], "more than")):
+        doc["observation_space"].update(shape=shape, low=0, high=1)
+        (folder / "model.json").write_text(json.dumps(doc))
+        t0 = time.perf_counter()
+        with pytest.raises(AgentError, match=problem):
+            agents.load(folder)
+        assert time.perf_counter() - t0 < 1.0
+
+
+def test_the_repository_ships_no_pickles():
+    """models/ and the results record are loaded by users as they are: only the safe formats may be committed."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(["git", "-C", str(root), "ls-files"], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip("not a git checkout")
+    files = out.stdout.splitlines()
+    assert files
+    pickled = [f for f in files if Path(f).name in safe_io.LEGACY_FILES or f.endswith((".pkl", ".pkl.gz", ".pt",
+                                                                                        ".pth", ".pickle"))]
+    assert not pickled, f"pickled files in the repository: {pickled}"
