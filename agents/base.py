@@ -82,13 +82,14 @@ class Agent(Protocol):
         """Write everything resume needs (weights, optimizer, counters, RNG states) into ``folder``."""
         ...
 
-    def save(self, path: Path) -> None:
-        """Write everything needed to play (into the folder ``path``)."""
+    def save(self, path: Path, optimizer: bool = False, half: bool = False) -> None:
+        """Write everything needed to play into the folder ``path``, in the safe formats: the policy alone
+        (``optimizer`` adds what training needs; ``half`` stores weights in 16 bits where the agent has any)."""
         ...
 
     @classmethod
-    def load(cls, path: Path, device: str = "auto") -> Agent:
-        """Read an agent written by :meth:`save`."""
+    def load(cls, path: Path, device: str = "auto", trust_pickles: bool = False) -> Agent:
+        """Read an agent written by :meth:`save` (an earlier version's pickles only with ``trust_pickles``)."""
         ...
 
     def policy(self) -> Policy:
@@ -109,6 +110,7 @@ class RunContext(Protocol):
     dir: Path
     seed: int
     resumes: int
+    trust_pickles: bool  # the user trusts this run's pickled checkpoints (an earlier version's)
     start_frames: int
     spec: Any
     env_spec: EnvSpec
@@ -217,16 +219,29 @@ def read_agent_file(path: str | Path) -> dict:
     return meta
 
 
-def load(path: str | Path, device: str = "auto") -> Agent:
+def load(path: str | Path, device: str = "auto", trust_pickles: bool = False) -> Agent:
     """Load whichever agent saved the folder ``path`` (it holds an ``agent.json``).
 
+    Only the safe formats are read (:mod:`agents.safe_io`); a folder an earlier version saved as pickles is
+    refused unless ``trust_pickles`` (the user's ``--trust-pickles``) says its source is trusted.
+
     Raises:
-        AgentError: the folder is no saved agent, or one of its files is missing or corrupt.
+        AgentError: the folder is no saved agent, one of its files is missing or corrupt, or it holds pickles.
     """
+    from agents import safe_io
+
     path = Path(path)
-    algo = read_agent_file(path)["algo"]
+    meta = read_agent_file(path)
+    algo = meta["algo"]
+    fmt = meta.get("format")
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > safe_io.FORMAT_VERSION:
+        raise AgentError(f"{path} was saved in format {fmt}, newer than this retrodojo reads "
+                         f"({safe_io.FORMAT_VERSION}); update retrodojo to load it.")
+    old = safe_io.legacy_files(path)
+    if old and not trust_pickles:
+        raise safe_io.legacy_refusal(path, old)
     try:
-        return agent_class(algo).load(path, device=device)
+        return agent_class(algo).load(path, device=device, trust_pickles=trust_pickles)
     except AgentError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, EOFError, OSError) as e:
@@ -245,7 +260,7 @@ class Schedule(BaseModel):
     ``linear`` goes from ``start`` to ``end`` over the first ``end_fraction`` of the budget, then stays.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     schedule: Literal["linear", "constant"]
     start: float

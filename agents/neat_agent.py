@@ -18,9 +18,6 @@ evaluation protocol, so the curves overlay.
 
 from __future__ import annotations
 
-import gzip
-import json
-import pickle
 import random
 import time
 from contextlib import contextmanager
@@ -32,7 +29,8 @@ import neat
 import numpy as np
 from pydantic import Field
 
-from agents.base import AgentError, write_agent_file
+from agents import legacy, neat_state, safe_io
+from agents.base import AgentError, read_agent_file, write_agent_file
 from agents.neat_backends import Backend, NoRoomForWorkers, WorkerSetup, WorkerSetupError, make_backend
 from agents.neat_config import load_neat_config
 from agents.neat_play import Actor
@@ -195,7 +193,7 @@ class NEATAgent:
         for w in self.warnings:
             run.warn(w)
         if ckpt is not None:
-            self._restore(ckpt / "population.pkl.gz")
+            self._restore(ckpt, trust_pickles=getattr(run, "trust_pickles", False))
         else:
             self.population = neat.Population(self.config, seed=self.seed)
             self.champion = next(iter(self.population.population.values()))
@@ -335,11 +333,13 @@ class NEATAgent:
     # ------------------------------------------------------------------ checkpoints
 
     def write_checkpoint(self, folder: Path) -> None:
-        """The whole evolutionary state (``population.pkl.gz``) plus the champion (a loadable agent)."""
-        self._save_population(folder / "population.pkl.gz")
+        """The whole evolutionary state (``population.json.gz``), the RNG states (``rng.json``) and the
+        champion (a loadable agent)."""
+        self._save_population(Path(folder) / neat_state.POPULATION_FILE)
+        safe_io.save_rng(folder)
         self.save(folder)
 
-    def _save_population(self, path: Path) -> None:
+    def _save_population(self, path: Path, extra: dict | None = None) -> None:
         p = self.population
         gc = self.config.genome_config
 
@@ -347,35 +347,37 @@ class NEATAgent:
             value = next(counter)
             return value, count(value)
 
-        # Pickling neat-python's counters advances them: read each once and put a fresh one back.
+        # neat-python's counters are itertools.count objects: reading one advances it, so each is read once
+        # and a fresh one put back
         next_gid, p.reproduction.genome_indexer = peek(p.reproduction.genome_indexer)
         next_nid = None
         if gc.node_indexer is not None:
             next_nid, gc.node_indexer = peek(gc.node_indexer)
         next_sid, p.species.indexer = peek(p.species.indexer)
-        reporters, p.species.reporters = p.species.reporters, None  # reporters hold the run: not picklable
-        try:
-            state = {"generation": p.generation, "config": self.config, "population": p.population,
-                     "species": p.species, "python_random": random.getstate(), "numpy_random": np.random.get_state(),
-                     "best_genome": p.best_genome, "champion": self.champion, "ancestors": p.reproduction.ancestors,
-                     "innovation_tracker": p.reproduction.innovation_tracker, "next_genome_key": next_gid,
-                     "next_node_key": next_nid, "next_species_key": next_sid, "frames": self.frames,
-                     "solved": self.solved}
-            with gzip.open(path, "wb", compresslevel=3) as f:
-                pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-        finally:
-            p.species.reporters = reporters
-            p.species.indexer = count(next_sid)
-            if next_nid is not None:
-                gc.node_indexer = count(next_nid)
+        doc = neat_state.population_document(p, self.champion, self.config, next_genome_key=next_gid,
+                                             next_node_key=next_nid, next_species_key=next_sid, frames=self.frames,
+                                             solved=self.solved, extra=extra)
+        safe_io.write_json_gz(path, doc)
 
-    def _restore(self, path: Path) -> None:
+    def _restore(self, folder: Path, trust_pickles: bool = False) -> None:
+        """Continue from the checkpoint ``folder`` (``setup`` has built the run's config)."""
+        folder = Path(folder)
+        fix = "To resume from the checkpoint before it, delete that folder."
+        if not (folder / neat_state.POPULATION_FILE).is_file() and (folder / "population.pkl.gz").is_file():
+            self._restore_legacy(legacy.neat_population(folder / "population.pkl.gz", trust_pickles))
+            return
         try:
-            with gzip.open(path, "rb") as f:
-                d = pickle.load(f)
-        except Exception as e:
-            raise AgentError(f"checkpoint {path.parent} is unreadable ({type(e).__name__}: {e}); delete that "
-                             "folder to resume from the one before it.") from None
+            data = safe_io.read_json_gz(folder / neat_state.POPULATION_FILE, "NEAT checkpoint")
+            state = neat_state.restore_population(data, self.config, folder / neat_state.POPULATION_FILE)
+            if not safe_io.restore_rng(folder):  # last: Population() re-seeds when the config has a seed
+                raise AgentError(f"{folder} has no {safe_io.RNG_FILE}, so the run cannot continue exactly.")
+        except AgentError as e:
+            raise AgentError(f"checkpoint {folder} is unreadable: {e} {fix}") from None
+        self.population, self.champion = state["population"], state["champion"]
+        self.frames, self.solved = state["frames"], state["solved"]
+
+    def _restore_legacy(self, d: dict) -> None:
+        """The state dict of an earlier version's pickled checkpoint (read only with --trust-pickles)."""
         cfg = d["config"]
         gc = cfg.genome_config
         gc.innovation_tracker = d["innovation_tracker"]
@@ -396,33 +398,44 @@ class NEATAgent:
 
     # ------------------------------------------------------------------ saving and playing
 
-    def save(self, path: Path) -> None:
-        """Write the champion (genome + neat-python config) and ``agent.json`` into ``path``."""
+    def save(self, path: Path, optimizer: bool = False, half: bool = False) -> None:
+        """Write the champion (``champion.json``), the neat-python config and ``agent.json`` into ``path``
+        (a genome is small as it is: ``optimizer`` and ``half`` change nothing)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        (path / "champion.pkl").write_bytes(pickle.dumps(self.champion, protocol=pickle.HIGHEST_PROTOCOL))
+        champion = neat_state.champion_document(self.champion, self.config)
+        safe_io.write_json(path / neat_state.CHAMPION_FILE, champion, indent=None)
         self.config.save(str(path / "neat.cfg"))
         nodes, conns = self.champion.size()
-        write_agent_file(path, self.algo, seed=self.seed, spec=self.spec.model_dump(mode="json"),
-                         env_spec=self.env_spec.model_dump(mode="json"), discrete=self.discrete,
-                         input_scale=self.input_scale, fitness=self.champion.fitness, champion_key=self.champion.key,
-                         champion_nodes=nodes, champion_connections=conns, frames=self.frames,
+        write_agent_file(path, self.algo, format=safe_io.FORMAT_VERSION, seed=self.seed,
+                         spec=self.spec.model_dump(mode="json"), env_spec=self.env_spec.model_dump(mode="json"),
+                         discrete=self.discrete, input_scale=self.input_scale, fitness=self.champion.fitness,
+                         champion_key=self.champion.key, champion_nodes=nodes, champion_connections=conns,
+                         frames=self.frames,
                          generation=self.population.generation if self.population else None)
 
     @classmethod
-    def load(cls, path: Path, device: str = "auto") -> NEATAgent:
-        """Load a saved champion for playing."""
+    def load(cls, path: Path, device: str = "auto", trust_pickles: bool = False) -> NEATAgent:
+        """Load a saved champion for playing (an earlier version's pickle only with ``trust_pickles``)."""
         path = Path(path)
-        meta = json.loads((path / "agent.json").read_text())
-        agent = cls(NEATSpec.model_validate(meta["spec"]), EnvSpec.model_validate(meta["env_spec"]), meta["seed"])
+        meta = read_agent_file(path)
+        agent = cls(NEATSpec.model_validate(meta["spec"]), _played_env(meta["env_spec"]), meta["seed"])
         try:
             agent.config = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
                                        neat.DefaultStagnation, str(path / "neat.cfg"))
-            agent.champion = pickle.loads((path / "champion.pkl").read_bytes())
-        except Exception as e:
-            raise AgentError(f"{path} holds an unreadable NEAT champion ({type(e).__name__}: {e}).") from None
-        agent.discrete, agent.input_scale = meta["discrete"], meta["input_scale"]
-        agent.frames = meta.get("frames", 0)
+        except Exception as e:  # neat-python raises anything from a damaged INI file
+            raise AgentError(f"{path / 'neat.cfg'} is not a readable neat-python config ({type(e).__name__}: "
+                             f"{e}).") from None
+        if not (path / neat_state.CHAMPION_FILE).is_file() and (path / "champion.pkl").is_file():
+            agent.champion = legacy.neat_champion(path / "champion.pkl", trust_pickles)
+        else:
+            data = safe_io.read_json(path / neat_state.CHAMPION_FILE, "NEAT champion")
+            agent.champion = neat_state.champion_from_document(data, agent.config, path / neat_state.CHAMPION_FILE)
+        discrete, scale = meta.get("discrete"), meta.get("input_scale")
+        if not isinstance(discrete, bool) or not safe_io.is_number(scale) or not 0 < scale < 1e6:
+            raise AgentError(f"{path / 'agent.json'} lacks the champion's action mode or input scale.")
+        agent.discrete, agent.input_scale = discrete, float(scale)
+        agent.frames = meta.get("frames", 0) if safe_io.is_int(meta.get("frames")) else 0
         return agent
 
     def policy(self) -> NEATPolicy:
@@ -439,6 +452,12 @@ def _evolution_rng_kept():
         yield
     finally:
         random.setstate(state)
+
+
+def _played_env(data) -> EnvSpec:
+    """A saved agent's env spec, without what only the run that saved it asked for: a shared agent.json
+    must not make evaluate write movies into a folder it names."""
+    return EnvSpec.model_validate(data).model_copy(update={"record_dir": None, "render_mode": None})
 
 
 def env_spaces(env_spec: EnvSpec) -> tuple[int, str, int, bool]:

@@ -8,8 +8,6 @@ On a CUDA machine ``device: auto`` puts the networks on the GPU.
 
 from __future__ import annotations
 
-import pickle
-import random
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,8 +17,23 @@ from pydantic import Field
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import KVWriter, Logger
 
-from agents.base import AgentError, ScheduleLike, write_agent_file
+from agents import legacy, safe_io
+from agents.base import AgentError, ScheduleLike, read_agent_file, write_agent_file
 from agents.networks import ChannelsLastNatureCNN
+from agents.sb3_format import (
+    MAX_MLP_INPUTS,
+    MAX_SPACE_VALUES,
+    MODEL_FILE,
+    MODEL_FORMAT,
+    OPTIMIZER_FILE,
+    POLICY_FILE,
+    read_counters,
+    read_optimizer,
+    read_policy,
+    space_from_json,
+    space_to_json,
+    write_model,
+)
 from wrappers.factory import make_vec_env
 from wrappers.settings import EnvSpec, StrictModel
 from wrappers.vec_env import EnvWorkerError, cores
@@ -162,11 +175,12 @@ class SB3Agent:
 
     # ------------------------------------------------------------------ learning
 
-    def _new_model(self, venv):
+    def _new_model(self, venv, setup: bool = True, device: str | None = None):
         kw = self.spec.hyperparams.to_sb3()
         if self.spec.policy == "cnn":
             kw["policy_kwargs"] = cnn_policy_kwargs(kw["policy_kwargs"])
-        return self.model_class()(self.policy_name(), venv, seed=self.seed, device=self.spec.device, verbose=0, **kw)
+        return self.model_class()(self.policy_name(), venv, seed=self.seed, device=device or self.spec.device,
+                                  verbose=0, _init_setup_model=setup, **kw)
 
     def learn(self, budget_frames: int, run) -> None:
         """Train to ``budget_frames`` emulator frames, resuming from the run's latest checkpoint.
@@ -185,8 +199,9 @@ class SB3Agent:
         run.attach_envs(venv)  # a curriculum moves the envs' start-state pool from here on
         try:
             if ckpt is not None:
-                self.model = self._load_model(ckpt, venv)
-                _restore_rng(ckpt / "rng.pkl")
+                trust = getattr(run, "trust_pickles", False)
+                self.model = self._load_model(ckpt, venv, trust)
+                _restore_rng(ckpt, trust)
             else:
                 self.model = self._new_model(venv)
             self.model.set_logger(Logger(folder=None, output_formats=[_RunOutput(run, self)]))
@@ -213,17 +228,21 @@ class SB3Agent:
         """Emulator frames learned from so far (in this run, resumes included)."""
         return self._frames_base + (self._venv.frames if self._venv is not None else 0)
 
-    def _load_model(self, path: Path, venv):
+    def _load_model(self, path: Path, venv, trust_pickles: bool = False):
+        """The model of the checkpoint ``path``, on ``venv``, with its optimizer and counters."""
+        fix = "To resume from the checkpoint before it, delete that folder."
+        if not (path / POLICY_FILE).is_file() and (path / "model.zip").is_file():
+            return legacy.sb3_model(self.model_class(), path / "model.zip", trust_pickles, env=venv,
+                                    device=self.spec.device)
         try:
-            return self.model_class().load(path / "model.zip", env=venv, device=self.spec.device)
-        except Exception as e:  # a truncated zip raises zipfile/pickle/torch errors alike
-            raise AgentError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete that folder to "
-                             "resume from the one before it.") from None
+            return self._read_model(path, venv, self.spec.device, training=True)
+        except AgentError as e:
+            raise AgentError(f"checkpoint {path} is unreadable: {e} {fix}") from None
 
     def write_checkpoint(self, folder: Path) -> None:
-        """Model with optimizer and counters (``save``), plus the RNG states, into ``folder``."""
-        self.save(folder)
-        _save_rng(folder / "rng.pkl")
+        """Policy, optimizer and counters (``save(optimizer=True)``), plus the RNG states, into ``folder``."""
+        self.save(folder, optimizer=True)
+        safe_io.save_rng(folder)
 
     def _hparams_table(self) -> dict:
         return {"algo": self.algo, "policy": self.policy_name(), "n_envs": self.spec.n_envs,
@@ -232,28 +251,67 @@ class SB3Agent:
 
     # ------------------------------------------------------------------ saving and playing
 
-    def save(self, path: Path) -> None:
-        """Write ``model.zip`` (weights, optimizer, counters) and ``agent.json`` into ``path``."""
+    def save(self, path: Path, optimizer: bool = False, half: bool = False) -> None:
+        """Write the policy (``policy.safetensors``), ``model.json`` (spaces, counters) and ``agent.json``
+        into ``path``; ``optimizer`` adds ``optimizer.safetensors`` (what resuming needs), ``half`` stores the
+        weights in float16 (half the size; they play as float32 again)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save(path / "model.zip")
-        write_agent_file(path, self.algo, seed=self.seed, spec=self.spec.model_dump(mode="json"),
-                         env_spec=self.env_spec.model_dump(mode="json"))
+        write_model(self.model, path, self.algo, self.policy_name(), optimizer=optimizer, half=half)
+        write_agent_file(path, self.algo, format=safe_io.FORMAT_VERSION, seed=self.seed,
+                         spec=self.spec.model_dump(mode="json"), env_spec=self.env_spec.model_dump(mode="json"))
 
     @classmethod
-    def load(cls, path: Path, device: str = "auto") -> SB3Agent:
-        """Load a saved agent for playing (no env attached)."""
-        import json
-
+    def load(cls, path: Path, device: str = "auto", trust_pickles: bool = False) -> SB3Agent:
+        """Load a saved agent for playing (no env attached); an earlier version's model.zip only with
+        ``trust_pickles``."""
         path = Path(path)
-        meta = json.loads((path / "agent.json").read_text())
+        meta = read_agent_file(path)
         spec = cls.Spec.model_validate(meta["spec"])
-        agent = cls(spec, EnvSpec.model_validate(meta["env_spec"]), meta.get("seed", 0))
-        try:
-            agent.model = cls.model_class().load(path / "model.zip", device=device)
-        except Exception as e:
-            raise AgentError(f"{path / 'model.zip'} is unreadable ({type(e).__name__}: {e}).") from None
+        seed = meta.get("seed", 0)
+        env_spec = EnvSpec.model_validate(meta["env_spec"]).model_copy(update={"record_dir": None,
+                                                                                 "render_mode": None})
+        agent = cls(spec, env_spec, seed if safe_io.is_int(seed) else 0)
+        if not (path / POLICY_FILE).is_file() and (path / "model.zip").is_file():
+            agent.model = legacy.sb3_model(cls.model_class(), path / "model.zip", trust_pickles, device=device)
+        else:
+            agent.model = agent._read_model(path, None, device, training=False)
         return agent
+
+    def _read_model(self, path: Path, venv, device: str, training: bool):
+        """Build the model from this agent's spec (no byte of the folder is unpickled) and fill it from the
+        safe files: spaces and schedules come from the spec and model.json's data, weights from
+        safetensors."""
+        model_path = path / MODEL_FILE
+        doc = safe_io.check_version(safe_io.read_json(model_path, "saved model description"), model_path,
+                                    MODEL_FORMAT)
+        top = safe_io.Fields(doc, model_path)
+        if top.str("algo") != self.algo or top.str("policy") != self.policy_name():
+            top.fail("algo", f"does not match agent.json ({self.algo}, {self.policy_name()})")
+        # the network is built before the weights are read: a described input must fit the policy kind, or a
+        # crafted model.json could have an MLP of billions of weights allocated
+        obs_space = space_from_json(top.get("observation_space", lambda v: True, ""), model_path,
+                                    "observation_space",
+                                    max_values=MAX_MLP_INPUTS if self.spec.policy == "mlp" else MAX_SPACE_VALUES)
+        act_space = space_from_json(top.get("action_space", lambda v: True, ""), model_path, "action_space")
+        model = self._new_model(venv, setup=False, device=device)
+        if venv is None:
+            model.observation_space, model.action_space = obs_space, act_space
+            model.n_envs = top.int("n_envs", lo=1)
+        elif space_to_json(model.observation_space) != doc["observation_space"] or \
+                space_to_json(model.action_space) != doc["action_space"]:
+            raise AgentError(f"{model_path} describes observations or actions other than the env's: the "
+                             "checkpoint belongs to another game set-up.")
+        try:
+            model._setup_model()
+        except Exception as e:  # a space SB3's policies cannot read
+            raise AgentError(f"{model_path}: SB3 cannot build a {self.policy_name()} for these spaces "
+                             f"({type(e).__name__}: {e}).") from None
+        read_policy(model.policy, path / POLICY_FILE)
+        if training:
+            read_optimizer(model.policy.optimizer, top, path / OPTIMIZER_FILE)
+        read_counters(model, top)
+        return model
 
     def policy(self):
         """The SB3 model: it is a ``Policy`` (``predict(obs, state, episode_start, deterministic)``)."""
@@ -321,22 +379,16 @@ class A2CLSTMAgent(SB3Agent):
 # --------------------------------------------------------------------------- plumbing into the run
 
 
-def _save_rng(path: Path) -> None:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    path.write_bytes(pickle.dumps(state))
-
-
-def _restore_rng(path: Path) -> None:
-    if not path.is_file():
-        return
-    state = pickle.loads(path.read_bytes())
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _restore_rng(folder: Path, trust_pickles: bool = False) -> None:
+    """The RNG states of a checkpoint (an earlier version's rng.pkl only with ``trust_pickles``)."""
+    try:
+        if safe_io.restore_rng(folder):
+            return
+    except AgentError as e:
+        raise AgentError(f"checkpoint {folder} is unreadable: {e} To resume from the checkpoint before it, "
+                         "delete that folder.") from None
+    if (folder / "rng.pkl").is_file():
+        legacy.restore_rng(folder / "rng.pkl", trust_pickles)
 
 
 class _RunOutput(KVWriter):

@@ -18,6 +18,8 @@
     retrodojo tune FILE [--trials N] [--storage URL] [--study NAME] [--sampler tpe|random]
                    [--pruner median|none] [--ray [ADDRESS]]   Optuna search over the file's tune: section
     retrodojo report [DOC] [--check]  remake docs/results.md's tables and plots from the record in results/
+    retrodojo convert RUN_DIR --trust-pickles   rewrite an earlier version's pickled run in the safe formats
+    retrodojo convert RUN_DIR --out DIR [--half]   its final policy alone, small (weights only)
     retrodojo demo [--minutes 5]      NEAT on SMB 1-1 for a few minutes, then the champion on video
 
 User errors (a bad file, an unknown key, a missing ROM) print one paragraph and exit with status 2.
@@ -154,7 +156,7 @@ def cmd_train(args) -> int:
     try:
         if args.resume:
             folders = [runner.resume(args.resume, args.set, on_run=bar.start_run, progress_cb=bar.update,
-                                     notify=_notify)]
+                                     notify=_notify, trust_pickles=args.trust_pickles)]
         else:
             if not args.file:
                 raise UserError("retrodojo train: give an experiment FILE (or a shipped experiment's name, such "
@@ -271,7 +273,7 @@ def cmd_evaluate(args) -> int:
     spec, agent_dir, note = pick_agent(path, args.checkpoint)
     if note:
         err_console.print(note)
-    agent = agents.load(agent_dir, device=args.device)
+    agent = agents.load(agent_dir, device=args.device, trust_pickles=args.trust_pickles)
     # the experiment's evaluation env (eval.env), then the command line's --set on top
     protocol = [f"env.{k}={json.dumps(v)}" for k, v in (spec.eval.env if spec else {}).items()]
     env_spec, overridden = override_env(agent.env_spec, protocol + list(args.set or []))
@@ -502,13 +504,36 @@ def cmd_states_make(args) -> int:
     """Cut start states along an episode of a run, a saved agent or a .bk2 movie."""
     from experiments.states import make_states
 
-    made = make_states(args.source, every=args.every, start=args.start, out=args.out, prefix=args.prefix)
+    made = make_states(args.source, every=args.every, start=args.start, out=args.out, prefix=args.prefix,
+                       trust_pickles=args.trust_pickles)
     for m in made:
         prog = "" if m.progress is None else f", progress {m.progress:.0f}"
         console.print(f"  {m.name}  ({m.frames:,} frames{prog})", soft_wrap=True)
     if made:
         console.print(f"{len(made)} states in [bold]{made[0].path.parent}[/]: use them in an experiment, e.g. "
                       f"states: {{{made[0].name}: 1, {made[-1].name}: 1}}", soft_wrap=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- convert
+
+
+def cmd_convert(args) -> int:
+    """Rewrite a trusted earlier version's run in the safe formats, or write its policy small (--out)."""
+    from experiments.convert import convert, export_policy
+
+    if args.out:
+        done = [export_policy(args.path, args.out, which=args.checkpoint, half=args.half,
+                              trust_pickles=args.trust_pickles)]
+    else:
+        if args.half:
+            from experiments.errors import UserError
+
+            raise UserError("--half writes a small copy of one policy: give --out DIR too (a run's checkpoints "
+                            "keep full precision, to resume exactly).")
+        done = convert(args.path, trust_pickles=args.trust_pickles)
+    for item in done:
+        console.print(f"{item.action}: [bold]{item.path}[/]", soft_wrap=True)
     return 0
 
 
@@ -565,8 +590,9 @@ def cmd_demo(args) -> int:
                   + (f"; first reached the flag after {first['frames']:,} frames ({first['seconds'] / 60:.1f} min)"
                      if first else "; the flag not reached yet (resume to continue: "
                      f"retrodojo train --resume {folder} --set budget.minutes=60)"))
-    eval_args = argparse.Namespace(run=str(folder), episodes=1, json=False, video="auto", stochastic=False, greedy=True,
-                                   checkpoint="final", state=None, bk2=False, set=[], device="auto")
+    eval_args = argparse.Namespace(run=str(folder), episodes=1, json=False, video="auto", stochastic=False,
+                                   greedy=True, checkpoint="final", state=None, bk2=False, set=[], device="auto",
+                                   trust_pickles=False)
     cmd_evaluate(eval_args)
     console.print(f"run folder: [bold]{folder}[/]")
     console.print(f"curves: [bold].venv/bin/tensorboard --logdir {args.runs_dir}[/] (or `make tensorboard`)")
@@ -574,6 +600,10 @@ def cmd_demo(args) -> int:
 
 
 # --------------------------------------------------------------------------- main
+
+
+TRUST_HELP = ("load an earlier version's pickled agents and checkpoints; unpickling runs any code the file names, "
+              "so only for folders from a source you trust (`retrodojo convert` rewrites them once)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -622,6 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--name", default=None, help="experiment folder name (default: the file's name key)")
     tr.add_argument("--runs-dir", default="runs")
     tr.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its newest checkpoint")
+    tr.add_argument("--trust-pickles", action="store_true", help=TRUST_HELP)
     tr.set_defaults(func=cmd_train)
 
     rn = sub.add_parser("runs", help="list runs")
@@ -646,6 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="play with an env setting other than the saved one (repeatable), e.g. "
                          "env.sticky_prob=0.25 or env.episode=run; results.json records what changed")
     ev.add_argument("--device", default="auto")
+    ev.add_argument("--trust-pickles", action="store_true", help=TRUST_HELP)
     ev.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("replay", help="replay a .bk2 movie headless and write an mp4 (with sound)")
@@ -688,7 +720,19 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--out", default=None, help="folder for the states (default: the ROM store, beside the "
                                                 "game's own, where experiments and `roms list` find them)")
     mk.add_argument("--prefix", default=None, help="name prefix (default: <start>-at)")
+    mk.add_argument("--trust-pickles", action="store_true", help=TRUST_HELP)
     mk.set_defaults(func=cmd_states_make)
+
+    cv = sub.add_parser("convert", help="rewrite an earlier version's pickled run in the safe formats, or "
+                                        "write one policy small (--out)")
+    cv.add_argument("path", help="a run folder or a saved agent folder")
+    cv.add_argument("--trust-pickles", action="store_true", help="read the folder's pickles (required to convert "
+                                                                 "them: only for folders you trust)")
+    cv.add_argument("--out", default=None, metavar="DIR", help="write the policy alone (weights, no optimizer) "
+                                                               "into this new folder instead")
+    cv.add_argument("--checkpoint", default="final", help="with --out: final (default), best, latest or frames")
+    cv.add_argument("--half", action="store_true", help="with --out: 16-bit weights (half the size)")
+    cv.set_defaults(func=cmd_convert)
 
     tu = sub.add_parser("tune", help="search hyperparameters with Optuna (the experiment's tune: section)")
     tu.add_argument("file", help="an experiment file (or a shipped experiment's name) with a tune: section")

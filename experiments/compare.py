@@ -63,10 +63,13 @@ def value_at(frames: np.ndarray, values: np.ndarray, at: float, window: float | 
 def _config(run: Path) -> dict:
     import yaml
 
-    try:
-        data = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+    from wrappers.errors import UserError, load_yaml, read_text_file
+
+    try:  # bounded: a shared run's config.yaml may be hostile (aliases that expand to gigabytes)
+        data = load_yaml(read_text_file(run / "config.yaml", "run's config.yaml", ""))
+    except (UserError, yaml.YAMLError, ValueError, RecursionError):
         data = {}
+    data = data if isinstance(data, dict) else {}
     data.pop("seeds", None)
     return data
 

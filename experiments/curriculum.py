@@ -36,11 +36,14 @@ from pathlib import Path
 from pydantic import Field
 
 from experiments.errors import UserError
+from wrappers.errors import read_json_file
 from wrappers.retro_game import ADDED_PREFIX as PREFIX
 from wrappers.retro_game import is_added_state as is_curriculum_state
 from wrappers.settings import StrictModel
 
 FORMAT = 1
+#: The most a saved start state may unpack to (an emulator state is kilobytes; a Genesis one ~300 KB).
+MAX_STATE_BYTES = 16 * 1024 * 1024
 
 
 class CurriculumSettings(StrictModel):
@@ -213,9 +216,10 @@ class Curriculum:
         path = Path(folder) / "curriculum.json"
         if not path.is_file():
             return
+        fix = f"Delete the checkpoint folder {Path(folder).name} to resume from the one before it."
+        doc = read_json_file(path, "curriculum record", fix, error=CurriculumError)
         try:
-            doc = json.loads(path.read_text())
-            if doc.get("format") != FORMAT:
+            if not isinstance(doc, dict) or doc.get("format") != FORMAT:
                 raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
             source = [SourceState(str(s["name"]), int(s["frames"]), float(s["progress"])) for s in doc["source"]]
             states = {}
@@ -223,7 +227,9 @@ class Curriculum:
                 if not s.name.startswith(PREFIX) or "/" in s.name or "\\" in s.name:
                     raise ValueError(f"bad state name {s.name!r}")
                 with gzip.open(Path(folder) / "curriculum" / f"{s.name}.state", "rb") as f:
-                    states[s.name] = f.read()
+                    states[s.name] = f.read(MAX_STATE_BYTES + 1)  # a state is kilobytes: no gzip bomb
+                if len(states[s.name]) > MAX_STATE_BYTES:
+                    raise ValueError(f"state {s.name} unpacks to more than {MAX_STATE_BYTES:,} bytes")
             self.active = bool(doc["active"])
             self.best_progress = float("-inf") if doc["best_progress"] is None else float(doc["best_progress"])
             self.best_frames = int(doc["best_frames"])
@@ -235,7 +241,6 @@ class Curriculum:
             self.last_rate = None if doc.get("last_rate") is None else float(doc["last_rate"])
         except (OSError, ValueError, KeyError, TypeError, EOFError, gzip.BadGzipFile) as e:
             raise CurriculumError(f"{path}: the checkpoint's curriculum is unreadable ({type(e).__name__}: {e}). "
-                                  f"Delete the checkpoint folder {Path(folder).name} to resume from the one "
-                                  "before it.") from None
+                                  f"{fix}") from None
 
 __all__ = ["Curriculum", "CurriculumError", "CurriculumSettings", "SourceState", "is_curriculum_state"]

@@ -80,6 +80,8 @@ class Run:
         self.eval_env_spec = spec.eval_env_spec()  # training's env, with eval.env's settings
         self.budget_frames = spec.budget.frames
         self.stop_requested = False
+        #: the user trusts this run's pickled checkpoints (an earlier version's): ``--trust-pickles``
+        self.trust_pickles = False
         self.end_status: str | None = None
         self.end_message: str | None = None
         self.notify: Callable[[str], None] | None = None  # the CLI prints warnings and end messages
@@ -141,8 +143,13 @@ class Run:
         return cls(path, spec, seed, meta, progress_cb)
 
     @classmethod
-    def open(cls, path: str | Path, overrides: list[str] | None = None, progress_cb=None) -> Run:
-        """Open an existing run to resume it; only ``budget.*`` may change (``--set budget.frames=N``)."""
+    def open(cls, path: str | Path, overrides: list[str] | None = None, progress_cb=None,
+             trust_pickles: bool = False) -> Run:
+        """Open an existing run to resume it; only ``budget.*`` may change (``--set budget.frames=N``).
+
+        A checkpoint an earlier version pickled is refused before anything is written, unless
+        ``trust_pickles``.
+        """
         from experiments.spec import SpecError, load_spec
 
         path = Path(path)
@@ -164,6 +171,14 @@ class Run:
         meta.update(resumes=resumes, budget_frames=spec.budget.frames,
                     resume_commands=[*(commands if isinstance(commands, list) else []), sys.argv])
         run = cls(path, spec, seed, meta, progress_cb)  # reads the checkpoint: nothing is written if it is bad
+        ckpt = run.latest_checkpoint()
+        if ckpt is not None and not trust_pickles:
+            from agents.safe_io import legacy_files, legacy_refusal
+
+            old = legacy_files(ckpt)
+            if old:
+                raise legacy_refusal(ckpt, old)
+        run.trust_pickles = trust_pickles
         _write_json_atomic(path / "meta.json", meta)
         (path / "config.yaml").write_text(dump_spec(spec))
         return run
@@ -579,7 +594,7 @@ def read_history(run_dir: str | Path) -> list[dict]:
         for line in path.read_text(errors="replace").splitlines():
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # a torn line, or a shared run's hostile one
                 continue
             if isinstance(record, dict) and isinstance(record.get("frames"), (int, float)):
                 out.append(record)

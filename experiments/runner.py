@@ -93,9 +93,10 @@ def train(spec: ExperimentSpec, runs_dir: str | Path = "runs", name: str | None 
 
 
 def resume(path: str | Path, overrides: list[str] | None = None, on_run=None, progress_cb=None,
-           notify=None) -> Path:
-    """Continue a run from its newest checkpoint to its budget (or a larger one given by ``--set``)."""
-    run = Run.open(path, overrides, progress_cb=progress_cb)
+           notify=None, trust_pickles: bool = False) -> Path:
+    """Continue a run from its newest checkpoint to its budget (or a larger one given by ``--set``); an earlier
+    version's pickled checkpoint only with ``trust_pickles``."""
+    run = Run.open(path, overrides, progress_cb=progress_cb, trust_pickles=trust_pickles)
     if on_run:
         on_run(run)
     execute(run, notify)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -25,7 +24,7 @@ from agents.base import agent_class, agent_specs
 from experiments.curriculum import CurriculumSettings
 from experiments.errors import UserError
 from wrappers import configs
-from wrappers.errors import read_text_file
+from wrappers.errors import HostileDocumentError, load_yaml, read_text_file
 from wrappers.settings import EnvSettings, EnvSpec, StrictModel, env_problems, state_problems
 
 
@@ -194,21 +193,13 @@ class ExperimentSpec(StrictModel):
 # --------------------------------------------------------------------------- YAML loading
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader that also reads YAML 1.2 floats such as ``1e6`` and ``3e-4`` (YAML 1.1 reads strings)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML safely; syntax errors become a SpecError with line and column."""
+    """Parse YAML safely and within bounds (:func:`wrappers.errors.load_yaml`); every failure, a syntax error
+    or aliases that would expand to gigabytes, becomes a SpecError with its line and column."""
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        return load_yaml(text)
+    except HostileDocumentError as e:
+        raise SpecError(source, [f"not read: {e}"]) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -47,14 +47,15 @@ def _write(folder: Path, name: str, state: bytes) -> Path:
 
 
 def from_agent(source: Path, every: int, start: str | None = None, out: str | Path | None = None,
-               prefix: str | None = None, stochastic: bool = False, seed: int = 0) -> list[MadeState]:
+               prefix: str | None = None, stochastic: bool = False, seed: int = 0,
+               trust_pickles: bool = False) -> list[MadeState]:
     """Play one episode of a saved policy and cut a state every ``every`` frames (the start's included)."""
     import agents.base as agents
     from experiments.run import pick_agent
     from wrappers import make_env
 
     spec, agent_dir, _note = pick_agent(source)
-    agent = agents.load(agent_dir)
+    agent = agents.load(agent_dir, trust_pickles=trust_pickles)
     states = spec.eval_states() if spec else agent.env_spec.states
     start = start or (states[0] if states else None)
     env_spec = agent.env_spec.model_copy(update={"state": start, "sticky_prob": 0.0 if not stochastic else
@@ -103,8 +104,9 @@ def from_movie(movie_path: Path, every: int, out: str | Path | None = None,
 
 
 def make_states(source: str | Path, every: int = 600, start: str | None = None, out: str | Path | None = None,
-                prefix: str | None = None) -> list[MadeState]:
-    """States along an episode of ``source``: a run folder, a saved agent folder or a .bk2 movie."""
+                prefix: str | None = None, trust_pickles: bool = False) -> list[MadeState]:
+    """States along an episode of ``source``: a run folder, a saved agent folder or a .bk2 movie (an earlier
+    version's pickled agent only with ``trust_pickles``)."""
     if every < 1:
         raise UserError(f"--every {every}: give a positive number of frames")
     path = Path(source)
@@ -112,4 +114,4 @@ def make_states(source: str | Path, every: int = 600, start: str | None = None, 
         return from_movie(path, every, out, prefix)
     if not path.exists():
         raise UserError(f"{path}: no such run, saved agent or .bk2 movie.")
-    return from_agent(path, every, start, out, prefix)
+    return from_agent(path, every, start, out, prefix, trust_pickles=trust_pickles)

@@ -289,3 +289,69 @@ def test_a_damaged_zip_is_reported_member_by_member(tmp_path):
     # and a file named .zip that is no zip at all is described like any unmatched file
     (tmp_path / "fake.zip").write_bytes(b"not a zip")
     assert "no integration matches" in roms.import_paths([tmp_path / "fake.zip"]).skipped[0]
+
+
+# --------------------------------------------------------------------------- hostile text files
+
+
+LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+def test_billion_laughs_fails_fast_for_every_yaml_a_command_reads(tmp_path, capsys):
+    import time
+
+    from experiments.spec import load_spec
+    from wrappers.profile import load_profile
+
+    assert len(LAUGHS) < 1024
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(LAUGHS + "name: x\ngame: SuperMarioBros-Nes\nprofile: smb\nagent: {algo: ppo}\n"
+                    "budget: {frames: 10}\n")
+    for load in (lambda: load_spec(bomb), lambda: load_profile(str(bomb))):
+        t0 = time.perf_counter()
+        with pytest.raises(UserError, match="billion laughs"):
+            load()
+        assert time.perf_counter() - t0 < 0.5
+    runs = tmp_path / "runs"
+    rc, text = _run_cli(["train", bomb, "--runs-dir", runs], capsys)
+    assert rc == 2 and "billion laughs" in text and not runs.exists(), text
+    rc, text = _run_cli(["train", "smb_ppo", "--set", "budget.frames=10", "--set", f"profile={bomb}",
+                        "--runs-dir", runs], capsys)
+    assert rc == 2 and "billion laughs" in text and not runs.exists(), text
+    rc, text = _run_cli(["tune", bomb, "--trials", "1", "--runs-dir", runs], capsys)
+    assert rc == 2 and "billion laughs" in text and not runs.exists(), text
+    # a shared run whose config.yaml (or agent.json) is hostile
+    run = _fake_run(tmp_path / "r")
+    (run / "config.yaml").write_text(LAUGHS)
+    for args in (["train", "--resume", run], ["evaluate", run], ["states", "make", run]):
+        rc, text = _run_cli(args, capsys)
+        assert rc == 2 and "billion laughs" in text and "config.yaml" in text, (args, text)
+    rc, text = _run_cli(["compare", run, "--json"], capsys)  # reads the config for labels only: ignored
+    assert rc in (0, 2) and "Traceback" not in text
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    (agent / "agent.json").write_text("[" * 100 + "]" * 100)
+    rc, text = _run_cli(["evaluate", agent], capsys)
+    assert rc == 2 and "nests more than" in text, text
+
+
+def test_a_recursive_alias_is_refused():
+    from experiments.spec import SpecError, parse_yaml
+
+    for doc in ("a: &x [1, *x]\n", "a: &x\n  b: *x\n"):
+        with pytest.raises(SpecError, match="endless"):
+            parse_yaml(doc, "test")
+    assert parse_yaml("a: &x {k: 1}\nb: *x\nc: 1e-4\n", "test") == {"a": {"k": 1}, "b": {"k": 1}, "c": 1e-4}
+
+
+@pytest.mark.parametrize("setting", ["agent.hyperparams.learning_rate=.nan", "agent.hyperparams.gamma=.nan",
+                                     "agent.hyperparams.learning_rate={schedule: linear, start: .inf}",
+                                     "env.reward_scale=.inf", "env.rewards={death: -.inf}",
+                                     "agent.hyperparams.policy_kwargs={ortho_init: true, log_std_init: .nan}",
+                                     "budget.minutes=.nan", "env.sticky_prob=.nan"])
+def test_nan_and_infinities_are_refused_before_a_run_folder_exists(tmp_path, capsys, setting):
+    runs = tmp_path / "runs"
+    rc, text = _run_cli(["train", "smb_ppo", "--set", setting, "--runs-dir", runs], capsys)
+    assert rc == 2 and setting.split("=")[0] in text and ("finite" in text), text
+    assert not runs.exists()

@@ -185,8 +185,8 @@ def test_shared_starts_give_a_genome_the_same_fitness_whatever_the_draw(smb_run)
     same fitness, the weighted mean of its returns from each start."""
     import neat
 
-    from agents.neat_play import play_genome
     from agents.neat_config import load_neat_config
+    from agents.neat_play import play_genome
     from experiments.evaluate import Evaluator
     from wrappers import make_env
 

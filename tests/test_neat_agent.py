@@ -41,9 +41,9 @@ def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
     assert first["status"] == "finished" and first["frames"] > 0
     assert [v for _, v in tb_scalars(run, "neat/generation")] == [0.0, 1.0]
     gen_frames = [s for s, _ in tb_scalars(run, "neat/generation")]
-    assert (run / "neat.cfg").is_file() and (run / "final" / "champion.pkl").is_file()
+    assert (run / "neat.cfg").is_file() and (run / "final" / "champion.json").is_file()
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
-    assert (ckpt / "population.pkl.gz").is_file()
+    assert (ckpt / "population.json.gz").is_file()
     assert json.loads((ckpt / "checkpoint.json").read_text())["frames"] == first["frames"]
     resolved = neat.Config(neat.DefaultGenome, neat.DefaultReproduction, neat.DefaultSpeciesSet,
                            neat.DefaultStagnation, str(run / "neat.cfg"))
@@ -76,6 +76,26 @@ def test_two_generations_checkpoint_resume_and_evaluate(tmp_path, capsys):
     assert report["algo"] == "neat" and len(report["episodes"]) == 1
     # deterministic env and network: evaluation replays the champion's training episode
     assert report["episodes"][0]["return"] == pytest.approx(agent.champion.fitness)
+
+
+@pytest.mark.slow
+def test_a_resumed_run_evolves_the_same_champions_as_an_uninterrupted_one(tmp_path):
+    """The checkpoint (population.json.gz, rng.json) holds the whole evolutionary state: stopping after two
+    generations and resuming to four gives, generation by generation, what four generations in one go give."""
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    for runs, generations in ((straight, 4), (split, 2)):
+        exp = write_experiment(tmp_path, generations, target_species=2)
+        data = yaml.safe_load(exp.read_text())
+        data["eval"] = {"every_frames": 10_000_000, "episodes": 1}
+        exp.write_text(yaml.safe_dump(data))
+        assert main(["train", str(exp), "--runs-dir", str(runs)]) == 0
+    assert main(["train", "--resume", str(one_run(split)), "--set", "budget.generations=4"]) == 0
+    for tag in ("neat/best_fitness", "neat/mean_fitness", "neat/species", "neat/champion_connections",
+                "neat/compatibility_threshold"):
+        a, b = tb_scalars(one_run(straight), tag), tb_scalars(one_run(split), tag)
+        assert len(a) == 4 and a == b, tag
+    champions = [json.loads((one_run(r) / "final" / "champion.json").read_text()) for r in (straight, split)]
+    assert champions[0] == champions[1]
 
 
 def _cycling_genome(config, cycle: dict[int, int], extra: dict[tuple[int, int], float] | None = None,
@@ -185,7 +205,7 @@ def test_extinction_without_reset_keeps_checkpoint_and_champion(tmp_path):
     run = one_run(runs)
     m = meta(run)
     assert m["status"] == "extinct" and "every species went extinct" in m["end_message"]
-    assert (run / "final" / "champion.pkl").is_file()
+    assert (run / "final" / "champion.json").is_file()
     assert sorted((run / "checkpoints").iterdir())
     assert agents.load(run / "final").champion.fitness is not None
 
@@ -215,7 +235,7 @@ def test_time_budget_ends_the_run_with_its_champion(tmp_path):
     assert m["status"] == "finished" and m["end_message"] == "time budget of 0.15 min reached"
     assert 9 <= m["train_seconds"] < 120 and m["frames"] > 0
     gens = tb_scalars(run, "neat/generation")
-    assert 1 <= len(gens) < 10_000 and (run / "final" / "champion.pkl").is_file()
+    assert 1 <= len(gens) < 10_000 and (run / "final" / "champion.json").is_file()
 
 
 @pytest.mark.slow

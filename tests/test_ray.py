@@ -168,7 +168,7 @@ def test_ray_and_local_backends_evolve_the_same_champions(cluster, tmp_path):
         assert meta(run)["status"] == "finished"
         fits[backend] = [v for _, v in tb_scalars(run, "neat/best_fitness")]
         frames = [s for s, _ in tb_scalars(run, "neat/best_fitness")]
-        assert (run / "final" / "champion.pkl").is_file()
+        assert (run / "final" / "champion.json").is_file()
         fits[backend + "_frames"] = frames
     assert len(fits["local"]) == 3 and fits["local"] == fits["ray"]
     assert fits["local_frames"] == fits["ray_frames"]  # the same episodes, so the same frames

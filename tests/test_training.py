@@ -109,10 +109,11 @@ def test_resume_cannot_change_other_keys_and_corrupt_checkpoint_is_explained(tmp
     assert main(["train", "--resume", str(run), "--set", "agent.hyperparams.n_steps=5"]) == 2
     assert "agent.hyperparams.n_steps: cannot change on resume" in " ".join(capsys.readouterr().err.split())
     latest = sorted((run / "checkpoints").iterdir())[-1]
-    (latest / "model.zip").write_bytes(b"PK\x03\x04 truncated")
+    (latest / "policy.safetensors").write_bytes((latest / "policy.safetensors").read_bytes()[:1000])
     assert main(["train", "--resume", str(run), "--set", "budget.frames=2048"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"checkpoint {latest} is unreadable" in err and "delete that folder" in err and "Traceback" not in err
+    assert "policy.safetensors" in err
     assert (run / "final" / "agent.json").is_file(), "a saved run is never lost"
 
 

@@ -39,7 +39,7 @@ import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wrappers import configs
-from wrappers.errors import UserError, read_text_file
+from wrappers.errors import HostileDocumentError, UserError, load_yaml, read_text_file
 from wrappers.models import StrictModel
 
 #: The profile name that needs no file: reward and done from the integration's own scenario.json.
@@ -392,8 +392,10 @@ def load_profile(name: str, game: str | None = None) -> Profile:
     text = read_text_file(path, "game profile", "A profile is a YAML file like configs/games/smb.yaml.",
                           error=ProfileError)
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+        raw = load_yaml(text)
+    except HostileDocumentError as e:
+        raise ProfileError(f"{path}: not read as a game profile: {e}.") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as e:
         raise ProfileError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from None
     if not isinstance(raw, dict):
         raise ProfileError(f"{path}: a profile is a mapping of keys (game, variables, rewards, ...).")
@@ -419,8 +421,8 @@ def default_profile(game: str) -> str:
     want = roms.short_name(roms.canonical_game(game))
     for name in configs.available("games"):
         try:
-            raw = yaml.safe_load(read_text_file(profile_path(name), "game profile", ""))
-        except (UserError, yaml.YAMLError, ValueError):
+            raw = load_yaml(read_text_file(profile_path(name), "game profile", ""))
+        except (UserError, yaml.YAMLError, ValueError, RecursionError):
             continue
         if isinstance(raw, dict) and isinstance(raw.get("game"), str) and roms.short_name(raw["game"]) == want:
             return name
