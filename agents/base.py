@@ -16,7 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol, runtime_checkabl
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from wrappers.errors import UserError, read_json_file
+from agents.errors import AgentError  # re-exported: the agents' error, raised and caught by that name
+from wrappers.errors import read_json_file
 from wrappers.settings import EnvSpec
 
 AGENT_FILE = "agent.json"
@@ -29,10 +30,6 @@ ALGOS: dict[str, str] = {
     "a2c_lstm": "agents.sb3_agents:A2CLSTMAgent",
     "neat": "agents.neat_agent:NEATAgent",
 }
-
-
-class AgentError(UserError):
-    """A saved agent cannot be loaded (missing or corrupt files); the message says what to do."""
 
 
 class WorkersLost(RuntimeError):

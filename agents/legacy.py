@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.base import AgentError
+from agents.errors import AgentError
 from agents.safe_io import legacy_refusal
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import neat
 
-from agents.base import AgentError
+from agents.errors import AgentError
 from wrappers import configs
 from wrappers.errors import read_text_file
 

@@ -26,7 +26,7 @@ import neat
 from neat.attributes import BoolAttribute, FloatAttribute, StringAttribute
 from neat.species import Species
 
-from agents.base import AgentError
+from agents.errors import AgentError
 from agents.safe_io import FORMAT_VERSION, Fields, check_version, is_int
 
 GENOME_FORMAT = "retrodojo-neat-genome"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import AgentError
+from agents.errors import AgentError
 from wrappers.errors import MAX_TEXT_BYTES, parse_json, read_json_file
 
 #: Version of every format this module writes; a reader refuses a newer one (written by a newer retrodojo).

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from agents.base import AgentError
+from agents.errors import AgentError
 from agents.safe_io import FORMAT_VERSION, Fields, is_int, is_number, load_tensors, save_tensors, write_json
 
 MODEL_FORMAT = "retrodojo-sb3-model"
