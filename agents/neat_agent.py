@@ -152,6 +152,7 @@ class NEATAgent:
         self.input_scale = 1.0
         self.warnings: list[str] = []
         self.solved = False
+        self._solvers: list = []  # genomes of this generation that met the success rule from the real start
         self.profile = None
         self._backend: Backend | None = None
 
@@ -259,8 +260,9 @@ class NEATAgent:
                 "pop_size or compatibility_threshold, or lower min_species_size, then start a new run."))
             return False
         if self.population.best_genome is not None:
-            new = self.champion is None or self.population.best_genome.key != self.champion.key
-            self.champion = self.population.best_genome
+            best = self.pick_champion(self.population.best_genome)
+            new = self.champion is None or best.key != self.champion.key
+            self.champion = best
             if new and self.spec.record_champions and self.champion.fitness is not None:
                 run.record_bk2(self.policy(), f"champion-gen{self.population.generation:04d}-"
                                              f"fitness{self.champion.fitness:.0f}")
@@ -275,6 +277,15 @@ class NEATAgent:
                 run.end(status="finished", message=f"fitness_threshold {c.fitness_threshold} reached")
                 return False
         return True
+
+    def pick_champion(self, best):
+        """The champion after a generation: neat-python's best genome, unless other genomes of the generation
+        met the success rule from the real start and it did not; then the fittest of those. With shared
+        starts the highest weighted fitness need not be a genome that reached the goal from the level's own
+        start, and that is what the champion is judged on."""
+        if self._solvers and not any(g is best for g in self._solvers):
+            return max(self._solvers, key=lambda g: g.fitness)
+        return best
 
     def _steer_species(self, run) -> None:
         """Move the compatibility threshold towards ``target_species`` species.
@@ -307,6 +318,7 @@ class NEATAgent:
         tasks = [(key, genome, self.spec.episodes_per_genome, starts) for key, genome in genomes]
         by_key = dict(genomes)
         self.generation_progress = 0.0
+        self._solvers = []
         extra_eps: dict[int, list[dict]] = {}
         with _evolution_rng_kept():
             for key, fitness, eps in self._backend.evaluate(tasks):
@@ -316,8 +328,9 @@ class NEATAgent:
                 level = [e for e in eps if not is_curriculum_state(e.get("state"))]
                 extra_eps[key] = [e for e in eps if is_curriculum_state(e.get("state"))]
                 self.generation_progress = max([self.generation_progress] + [e["progress"] for e in level])
-                if self.spec.stop_on_success and any(e["success"] for e in level):
-                    self.solved = True
+                if any(e["success"] for e in level):
+                    self._solvers.append(by_key[key])
+                    self.solved = self.solved or self.spec.stop_on_success
         if starts is not None:
             best = max(by_key, key=lambda k: by_key[k].fitness)
             run.observe_curriculum(self.frames, extra_eps.get(best, []))

@@ -278,3 +278,19 @@ def test_ppo_trains_from_the_pool_the_run_pushes(tmp_path):
     level = len(tb_scalars(run, "train/episode_progress"))
     from_pool = sum(n for _, n in doc["per_state"].values())
     assert from_pool > level, (from_pool, level)
+
+
+def test_the_champion_is_a_genome_that_reached_the_goal_from_the_real_start():
+    from types import SimpleNamespace
+
+    from agents.neat_agent import NEATAgent
+
+    agent = NEATAgent.__new__(NEATAgent)
+    fittest, solver, other_solver = (SimpleNamespace(key=k, fitness=f) for k, f in [(1, 900.0), (2, 700.0),
+                                                                                    (3, 650.0)])
+    agent._solvers = []
+    assert agent.pick_champion(fittest) is fittest  # nobody reached the goal: neat-python's best
+    agent._solvers = [other_solver, solver]
+    assert agent.pick_champion(fittest) is solver  # the fittest of those who did
+    agent._solvers = [solver, fittest]
+    assert agent.pick_champion(fittest) is fittest
