@@ -69,10 +69,9 @@ def compare_block(args, root: Path, plots: bool = True) -> str:
     """The ``compare`` block: groups and pairs, as ``retrodojo compare`` computes them."""
     from experiments.compare import compare, fmt_ci, plot
 
-    paths = [root / p for p in args.paths]
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise UserError(f"report: {', '.join(missing)} does not exist (the record lives under results/).")
+    paths = [root / p for p in args.paths if (root / p).exists()]
+    if len(paths) < len(args.paths):  # a campaign fills the record over several sittings
+        return f"_Not in the record yet: {', '.join(p for p in args.paths if not (root / p).exists())}._\n"
     result = compare(paths, metric=args.metric, at=args.at, window=args.window)
     if not any(g["values"] for g in result["groups"]):
         return f"_No run under {', '.join(args.paths)} has {args.metric} yet._\n"
@@ -101,7 +100,7 @@ def runs_block(args, root: Path, plots: bool = True) -> str:
     from experiments.run import find_runs, read_meta, read_scalars
 
     rows = []
-    for run in find_runs([root / p for p in args.paths]):
+    for run in find_runs([root / p for p in args.paths if (root / p).exists()]):
         meta = read_meta(run)
         frames, values = series(run, args.metric)
         gens = read_scalars(run, "neat/generation")
@@ -114,7 +113,7 @@ def runs_block(args, root: Path, plots: bool = True) -> str:
                      _fmt(float(values[-1])) if len(values) else "-",
                      f"{_fmt(first['frames'])} ({first['seconds'] / 60:.1f} min)" if first else "-"])
     if not rows:
-        return f"_No run under {', '.join(args.paths)} yet._\n"
+        return f"_Not in the record yet: {', '.join(args.paths)}._\n"
     return _table(["run", "experiment", "seed", "status", "frames", "minutes", "generations",
                    f"best {args.metric}", f"final {args.metric}", "first success"], rows)
 

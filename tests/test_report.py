@@ -74,9 +74,13 @@ def test_a_bad_block_is_one_paragraph(tmp_path, capsys):
     doc.write_text("<!-- report: tabulate everything -->\n<!-- /report -->\n")
     assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
     assert "unknown block `tabulate everything`" in capsys.readouterr().err
-    doc.write_text("<!-- report: compare results/none -->\n<!-- /report -->\n")
+    doc.write_text("<!-- report: compare results/none --at 5 --window -->\n<!-- /report -->\n")
     assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "cannot read the block" in capsys.readouterr().err
+    # a block whose runs are not in the record yet says so (a campaign fills it over several sittings)
+    doc.write_text("<!-- report: compare results/none -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    assert "_Not in the record yet: results/none._" in doc.read_text()
 
 
 def test_the_committed_results_match_the_committed_record(capsys):
