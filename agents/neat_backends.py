@@ -149,7 +149,7 @@ class _Backend:
             fitnesses.append(result[1])
             yield result
         worst = min(fitnesses, default=0.0)
-        for key, _genome, _episodes in dropped:
+        for key, *_ in dropped:
             self.notes.append(f"NEAT genome {key} killed the worker playing it {self.deaths[key]} times: it is "
                               "not played again and gets its generation's worst fitness")
             yield key, worst, []

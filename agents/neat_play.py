@@ -50,24 +50,27 @@ class Actor:
 
 
 def play_genome(genome, env, config, discrete: bool, scale: float, last_action: bool = False,
-                episodes: int = 1, starts: tuple[dict[str, bytes], dict[str, float]] | None = None
+                episodes: int = 1, starts: tuple[dict[str, bytes], dict[str, float], dict[str, float]] | None = None
                 ) -> tuple[float, list[dict]]:
     """Play ``episodes`` episodes; returns (mean shaped return, the ``info["episode"]`` dicts).
 
-    With ``starts`` (extra states by name, weights by name), the genome plays ``episodes`` from every
-    weighted start instead, and its fitness is the weighted mean of the mean returns from each: every genome
-    of a generation meets the same starts, so its fitness is a fact about it, not about a draw.
+    With ``starts`` (extra states by name, weights by name, offsets by name), the genome plays ``episodes``
+    from every weighted start instead, and its fitness is the weighted mean over the starts of its mean return
+    from each plus that start's offset (what the source episode had earned up to it, so every start scores on
+    the scale of a whole episode): every genome of a generation meets the same starts, so its fitness is a
+    fact about it, not about a draw.
     """
-    if starts is not None:
-        extra, weights = starts
-        env.get_wrapper_attr("set_pool")(extra, None)
-        total, eps = 0.0, []
-        for name, weight in weights.items():
-            fitness, some = _play(genome, env, config, discrete, scale, last_action, episodes, name)
-            total += weight * fitness
-            eps += some
-        return total / sum(weights.values()), eps
-    return _play(genome, env, config, discrete, scale, last_action, episodes, None)
+    if starts is None:
+        env.get_wrapper_attr("set_pool")(None)  # a worker's env keeps no states of an earlier pool
+        return _play(genome, env, config, discrete, scale, last_action, episodes, None)
+    extra, weights, offsets = starts
+    env.get_wrapper_attr("set_pool")(extra, None)
+    total, eps = 0.0, []
+    for name, weight in weights.items():
+        fitness, some = _play(genome, env, config, discrete, scale, last_action, episodes, name)
+        total += weight * (fitness + offsets.get(name, 0.0))
+        eps += some
+    return total / sum(weights.values()), eps
 
 
 def _play(genome, env, config, discrete, scale, last_action, episodes, state) -> tuple[float, list[dict]]:

@@ -395,7 +395,9 @@ class _RunOutput(KVWriter):
     """SB3 logger output into the run's TensorBoard writer, on the emulator-frames axis.
 
     SB3's ``time/*`` keys count agent steps; the run writes its own ``time/fps`` in frames, so they are
-    dropped. Losses (``train/*``) and ``rollout/*`` stay as SB3 names them.
+    dropped. Losses (``train/*``) and ``rollout/*`` stay as SB3 names them, but for ``rollout/ep_*`` with a
+    curriculum: SB3 averages every episode, those from the curriculum's mid-level states too, which would
+    read as a collapse when the pool starts (``train/episode_*`` holds the real start's episodes).
     """
 
     def __init__(self, run, agent: SB3Agent):
@@ -408,6 +410,8 @@ class _RunOutput(KVWriter):
         for key, value in key_values.items():
             excluded = key_excluded.get(key) or ()
             if key.startswith("time/") or "tensorboard" in excluded:
+                continue
+            if key.startswith("rollout/ep_") and getattr(self.run, "curriculum", None) is not None:
                 continue
             if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
                 self.run.scalar(key, float(value), frames)

@@ -74,11 +74,12 @@ class CurriculumSettings(StrictModel):
 
 @dataclass
 class SourceState:
-    """A state cut along the best episode: its name, frames and progress into that episode."""
+    """A state cut along the best episode: its name, and frames, progress and shaped return into it."""
 
     name: str
     frames: int
     progress: float
+    ret: float = 0.0
 
 
 class CurriculumError(UserError):
@@ -116,12 +117,14 @@ class Curriculum:
             self.active = True
         if not self.active or (self.frontier is not None and best["progress"] <= self.frontier):
             return False
-        usable = [c for c in best.get("cuts", []) if c[0] > 0 and c[0] <= best["frames"] - self.s.margin_frames]
+        usable = [c for c in best.get("cuts", [])
+                  if 0 < c["frames"] <= best["frames"] - self.s.margin_frames]
         if not usable:
             return False
         self.frontier = float(best["progress"])
-        self.source = [SourceState(f"{PREFIX}p{p:07.1f}-f{f:06d}", int(f), float(p)) for f, p, _ in usable]
-        self.states = {s.name: data for s, (_, _, data) in zip(self.source, usable)}
+        self.source = [SourceState(f"{PREFIX}p{c['progress']:07.1f}-f{c['frames']:06d}", int(c["frames"]),
+                                   float(c["progress"]), float(c.get("return", 0.0))) for c in usable]
+        self.states = {s.name: c["state"] for s, c in zip(self.source, usable)}
         self.step = 0
         self.last_rate = None
         self._new_pool()
@@ -180,6 +183,13 @@ class Curriculum:
         weights = {self.start: share, **{n: (1.0 - share) / len(names) for n in names}} if names else {}
         return {n: self.states[n] for n in names}, weights
 
+    def offsets(self) -> dict[str, float]:
+        """The source episode's shaped return up to each pool state: added to an episode's return from that
+        state, it scores the episode as a whole one (the source's play up to there, then this one), on the
+        scale of an episode from the real start. NEAT's fitness over shared starts uses it, so fitness does
+        not drop when the pool starts or moves (elitism, the champion and stagnation compare across it)."""
+        return {n: self._by_name(n).ret for n in self.pool_states()}
+
     def scalars(self) -> dict[str, float]:
         """What TensorBoard shows under ``curriculum/``."""
         out = {"curriculum/active": float(self.active), "curriculum/states": float(len(self.pool_states())),
@@ -221,7 +231,8 @@ class Curriculum:
         try:
             if not isinstance(doc, dict) or doc.get("format") != FORMAT:
                 raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
-            source = [SourceState(str(s["name"]), int(s["frames"]), float(s["progress"])) for s in doc["source"]]
+            source = [SourceState(str(s["name"]), int(s["frames"]), float(s["progress"]), float(s.get("ret", 0)))
+                      for s in doc["source"]]
             states = {}
             for s in source:
                 if not s.name.startswith(PREFIX) or "/" in s.name or "\\" in s.name:
@@ -238,6 +249,8 @@ class Curriculum:
             self.step, self.version = int(doc["step"]), int(doc["version"])
             self.recent = deque((bool(x) for x in doc["recent"]), maxlen=self.s.window)
             self.per_state = {str(k): [int(v[0]), int(v[1])] for k, v in doc["per_state"].items()}
+            if set(self.per_state) - {s.name for s in source}:
+                raise ValueError("success counts for states that are not in the source")
             self.last_rate = None if doc.get("last_rate") is None else float(doc["last_rate"])
         except (OSError, ValueError, KeyError, TypeError, EOFError, gzip.BadGzipFile) as e:
             raise CurriculumError(f"{path}: the checkpoint's curriculum is unreadable ({type(e).__name__}: {e}). "

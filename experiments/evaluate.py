@@ -239,7 +239,7 @@ class Evaluator:
             bk2_keep: ``all`` movies, or only the ``best`` episode's (highest return).
             episodes: this many instead of the protocol's.
             cut_every: every this many emulator frames, keep the emulator's state: an episode's record gets
-                ``cuts``, a list of ``(frames, progress, state bytes)`` from its start (a curriculum's source).
+                ``cuts``: ``{frames, progress, return, state}`` from its start (a curriculum's source).
         """
         from experiments.video import VideoWriter
 
@@ -265,8 +265,7 @@ class Evaluator:
                 frames0, cuts = venv.frames, []
                 while True:
                     if cut_every and venv.frames - frames0 >= len(cuts) * cut_every:
-                        state_bytes, progress = venv.env_method("snapshot")[0]
-                        cuts.append((venv.frames - frames0, float(progress), state_bytes))
+                        cuts.append({"frames": venv.frames - frames0, **venv.env_method("snapshot")[0]})
                     action, state = policy.predict(obs, state=state, episode_start=start,
                                                    deterministic=self.deterministic)
                     obs, _reward, done, infos = venv.step(action)

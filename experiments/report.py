@@ -34,7 +34,7 @@ import numpy as np
 
 from experiments.errors import UserError
 
-BLOCK = re.compile(r"(<!-- report: (?P<cmd>.*?) -->\n)(?P<body>.*?)(<!-- /report -->)", re.S)
+BLOCK = re.compile(r"^(<!-- report: (?P<cmd>[^\n]*?) -->\n)(?P<body>.*?)(<!-- /report -->)", re.S | re.M)
 
 
 def _parser(kind: str) -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def compare_block(args, root: Path, plots: bool = True) -> str:
     """The ``compare`` block: groups and pairs, as ``retrodojo compare`` computes them."""
-    from experiments.compare import compare, fmt_ci, plot
+    from experiments.compare import compare, fmt_ci, plot, value_at
 
     paths = [root / p for p in args.paths if (root / p).exists()]
     if len(paths) < len(args.paths):  # a campaign fills the record over several sittings
@@ -79,11 +79,15 @@ def compare_block(args, root: Path, plots: bool = True) -> str:
     out = [f"{args.metric} at {_fmt(float(result['at_frames']))} frames{over}:\n\n"]
     header = ["group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"]
     rows = []
-    for g in result["groups"]:
-        fs = ", ".join(_fmt(f["frames"]) if f else "-" for f in g["first_success"])
+    for g, grp in zip(result["groups"], result["_groups"]):
         ci = fmt_ci(g["iqm_ci"], g["interval"])
-        rows.append([g["group"], str(g["n"]), _fmt(g["mean"]), _fmt(g["std"]), _fmt(g["iqm"]), ci,
-                     ", ".join(_fmt(v) for v in g["values"]), fs])
+        runs = sorted(grp.runs, key=lambda r: r["seed"])
+        # one entry per run, by seed, so a run without a value at --at cannot shift the others
+        each = ", ".join(f"s{r['seed']}: {_fmt(value_at(r['frames'], r['values'], result['at_frames'], args.window))}"
+                         for r in runs)
+        fs = ", ".join(f"s{r['seed']}: {_fmt(f['frames']) if (f := r['meta'].get('first_success')) else '-'}"
+                       for r in runs)
+        rows.append([g["group"], str(g["n"]), _fmt(g["mean"]), _fmt(g["std"]), _fmt(g["iqm"]), ci, each, fs])
     out.append(_table(header, rows))
     if result["pairs"]:
         out.append("\n")
@@ -100,22 +104,26 @@ def runs_block(args, root: Path, plots: bool = True) -> str:
     from experiments.run import find_runs, read_meta, read_scalars
 
     rows = []
+    missing = [p for p in args.paths if not (root / p).exists()]
     for run in find_runs([root / p for p in args.paths if (root / p).exists()]):
         meta = read_meta(run)
         frames, values = series(run, args.metric)
         gens = read_scalars(run, "neat/generation")
         first = meta.get("first_success")
-        rows.append([str(run.relative_to(root)), str(meta.get("experiment")), str(meta.get("seed")),
+        where = run.relative_to(root) if run.is_relative_to(root) else run
+        rows.append([str(where), str(meta.get("experiment")), str(meta.get("seed")),
                      str(meta.get("status")), _fmt(meta.get("frames")),
-                     _fmt(round(meta.get("train_seconds", 0) / 60, 1)),
+                     _fmt(round(float(meta.get("train_seconds") or 0) / 60, 1)),
                      _fmt(int(gens[-1][1]) + 1) if gens else "-",
                      _fmt(float(values.max())) if len(values) else "-",
                      _fmt(float(values[-1])) if len(values) else "-",
                      f"{_fmt(first['frames'])} ({first['seconds'] / 60:.1f} min)" if first else "-"])
+    note = f"\n_Not in the record yet: {', '.join(missing)}._\n" if missing else ""
     if not rows:
-        return f"_Not in the record yet: {', '.join(args.paths)}._\n"
-    return _table(["run", "experiment", "seed", "status", "frames", "minutes", "generations",
-                   f"best {args.metric}", f"final {args.metric}", "first success"], rows)
+        return note.lstrip("\n") or f"_No run under {', '.join(args.paths)}._\n"
+    header = ["run", "experiment", "seed", "status", "frames", "minutes", "generations", f"best {args.metric}",
+              f"final {args.metric}", "first success"]
+    return (note.lstrip("\n") + "\n" if missing else "") + _table(header, rows)
 
 
 def bench_block(args, root: Path, plots: bool = True) -> str:
@@ -127,6 +135,8 @@ def bench_block(args, root: Path, plots: bool = True) -> str:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise UserError(f"report: {path} is not a benchmark's JSON output ({e}).") from None
+        if not isinstance(data, dict):
+            raise UserError(f"report: {path} holds JSON but not a benchmark's output (a mapping of figures).")
         rows = [[str(k), ", ".join(_fmt(x) if isinstance(x, (int, float)) else str(x) for x in v)
                  if isinstance(v, list) else _fmt(v) if isinstance(v, (int, float)) else str(v)]
                 for k, v in data.items() if not isinstance(v, dict)]
@@ -139,7 +149,10 @@ KINDS = {"compare": compare_block, "runs": runs_block, "bench": bench_block}
 
 def render(command: str, root: Path, plots: bool = True) -> str:
     """The body of one block, made by its command."""
-    words = shlex.split(command)
+    try:
+        words = shlex.split(command)
+    except ValueError as e:
+        raise UserError(f"report: cannot read the block `{command}` ({e}).") from None
     if not words or words[0] not in KINDS:
         raise UserError(f"report: unknown block `{command}`: blocks are {', '.join(KINDS)}.")
     try:

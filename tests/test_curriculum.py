@@ -22,7 +22,8 @@ def _episode(progress, frames=600, cuts=(), success=False, state="Level1-1"):
 
 
 def _cuts(step_frames=60, n=10, px=100.0):
-    return [(i * step_frames, i * px, f"state{i}".encode()) for i in range(n)]
+    return [{"frames": i * step_frames, "progress": i * px, "return": i * px / 2, "state": f"state{i}".encode()}
+            for i in range(n)]
 
 
 # --------------------------------------------------------------------------- the decisions, on made-up episodes
@@ -39,6 +40,7 @@ def test_backward_step_moves_the_pool_back_and_raises_the_real_starts_share():
     extra, weights = cur.pool()
     assert set(extra) == set(names) and extra[names[0]] == b"state8"
     assert weights == {"Level1-1": 0.5, names[0]: 0.25, names[1]: 0.25}
+    assert cur.offsets() == {names[0]: 400.0, names[1]: 450.0}  # the source's return up to each state
 
     # failures (not past the frontier) do not move it; neither do episodes from other starts
     fail = [_episode(40, state=names[1]), _episode(49, state=names[1]), _episode(5000, state="Level1-1")]
@@ -143,16 +145,18 @@ def test_states_cut_from_an_episode_start_where_they_were_cut(smb_run):
     finally:
         ev.close()
     cuts = episode["cuts"]
-    assert [f for f, _, _ in cuts] == list(range(0, 240 * len(cuts), 240))
+    assert [c["frames"] for c in cuts] == list(range(0, 240 * len(cuts), 240))
     assert len(cuts) == -(-episode["frames"] // 240)  # one at the start and every 240 frames after
-    progress = [p for _, p, _ in cuts]
+    progress = [c["progress"] for c in cuts]
     assert progress[0] == 0 and progress == sorted(progress) and progress[-1] > 500
+    # the smb profile pays x: the return so far is the progress so far
+    assert [c["return"] for c in cuts] == progress
     with make_env(spec) as env:
         env.reset()
         x0 = _x(env)
-        extra = {f"curriculum-{i}": data for i, (_, _, data) in enumerate(cuts)}
+        extra = {f"curriculum-{i}": c["state"] for i, c in enumerate(cuts)}
         env.get_wrapper_attr("set_pool")(extra, None)
-        for i, (_, p, _) in enumerate(cuts):
+        for i, p in enumerate(progress):
             _, info = env.reset(options={"state": f"curriculum-{i}"})
             assert info["state"] == f"curriculum-{i}"
             # stable-retro's reset plays one frame after loading a state: Mario's momentum carries him a few px
@@ -196,8 +200,9 @@ def test_shared_starts_give_a_genome_the_same_fitness_whatever_the_draw(smb_run)
         (episode,) = ev.run(_Scripted(smb_run[:200]), cut_every=200)["episodes"]
     finally:
         ev.close()
-    extra = {f"curriculum-{i}": data for i, (_, _, data) in enumerate(episode["cuts"][1:3])}
+    extra = {f"curriculum-{i}": c["state"] for i, c in enumerate(episode["cuts"][1:3])}
     weights = {"Level1-1": 0.5, "curriculum-0": 0.3, "curriculum-1": 0.2}
+    offsets = {"curriculum-0": episode["cuts"][1]["return"], "curriculum-1": episode["cuts"][2]["return"]}
     config, _ = load_neat_config("smb", 208, 5, pop_size=4)
     pop = neat.Population(config, seed=11)
     genome = next(iter(pop.population.values()))
@@ -205,12 +210,17 @@ def test_shared_starts_give_a_genome_the_same_fitness_whatever_the_draw(smb_run)
     for seed in (1, 2):
         with make_env(spec.model_copy(update={"state": ["Level1-1"]}), seed=seed) as env:
             env.get_wrapper_attr("rng").random(seed * 17)  # different draws before the genome plays
-            results.append(play_genome(genome, env, config, True, 1.0, starts=(extra, weights)))
+            results.append(play_genome(genome, env, config, True, 1.0, starts=(extra, weights, offsets)))
+            # back to no pool: the worker's env forgets the states (its next genome starts at the real start)
+            play_genome(genome, env, config, True, 1.0)
+            assert env.get_wrapper_attr("pool_weights")() == {"Level1-1": 1.0}
     (f1, eps1), (f2, eps2) = results
     assert f1 == f2
     assert [e["state"] for e in eps1] == list(weights)  # every start once, in the pool's order
     assert [e["r"] for e in eps1] == [e["r"] for e in eps2]
-    assert f1 == pytest.approx(sum(w * e["r"] for w, e in zip(weights.values(), eps1)) / sum(weights.values()))
+    # each start scores as a whole episode: the source's return up to it, then the genome's from it
+    assert f1 == pytest.approx(sum(w * (e["r"] + offsets.get(e["state"], 0.0)) for w, e in
+                                   zip(weights.values(), eps1)) / sum(weights.values()))
 
 
 def _neat_experiment(tmp_path: Path, generations: int) -> Path:

@@ -197,7 +197,7 @@ def _genomes(config, n: int):
     import neat
 
     pop = neat.Population(config, seed=1)
-    return [(key, g, 1) for key, g in list(pop.population.items())[:n]]
+    return [(key, g, 1, None) for key, g in list(pop.population.items())[:n]]  # as NEATAgent makes them
 
 
 @pytest.mark.parametrize("kind", ["local", "ray"])
@@ -252,7 +252,7 @@ def test_a_genome_that_kills_its_worker_is_given_the_worst_fitness_not_retried_f
     setup, config = _setup()
     tasks = _genomes(config, 5)
     killer = 10**6
-    tasks.insert(2, (killer, KillerGenome(), 1))
+    tasks.insert(2, (killer, KillerGenome(), 1, None))
     backend = RayBackend(setup, 2, cluster, batch_share=1) if kind == "ray" else LocalBackend(setup, 2)
     try:
         with deadline(240, "a generation with a genome that kills its worker"):

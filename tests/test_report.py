@@ -88,3 +88,6 @@ def test_the_committed_results_match_the_committed_record(capsys):
     hand or the record changed without them)."""
     assert main(["report", str(REPO / "docs" / "results.md"), "--root", str(REPO), "--check"]) == 0, \
         capsys.readouterr().out
+    # and there is something to check: the record's claims are in report blocks
+    assert "tables match the record" in capsys.readouterr().out
+    assert (REPO / "docs" / "results.md").read_text().count("<!-- report: ") >= 2

@@ -114,6 +114,13 @@ class EpisodeStats(gym.Wrapper):
         self._t0 = time.perf_counter()
         self._state = None
 
+    def snapshot(self) -> dict:
+        """A start state cut here: ``state`` (the emulator's bytes), ``progress`` (where it stands along the
+        episode) and ``return`` (the shaped return so far, so an episode started from it can be scored on the
+        same scale as a whole one)."""
+        state, progress = self.env.get_wrapper_attr("state_and_progress")()
+        return {"state": state, "progress": float(progress), "return": float(self._ret)}
+
     def reset(self, **kwargs):
         """Reset and start counting."""
         obs, info = self.env.reset(**kwargs)

@@ -145,6 +145,8 @@ class RetroGame(gym.Wrapper):
         the configured pool. A curriculum calls this as it moves; failure counts start again with each pool.
         """
         configured, base = self._configured
+        if not extra and weights is None and self._states.keys() == configured.keys():
+            return  # nothing added: the configured pool stands, its failure counts too
         if not configured and extra:  # the game's default state joins the pool under its own name
             name = self.retro.statename.removesuffix(".state") if self.retro.statename else "default"
             configured = {name: self.retro.initial_state}

@@ -52,10 +52,11 @@ class ProfileReward(gym.Wrapper):
         info.update(progress=0.0, success=False, target=self.tracker.target(v))
         return obs, info
 
-    def snapshot(self) -> tuple[bytes, float]:
-        """The emulator's state now and the episode's progress so far: a start state cut mid-episode, with
-        where it stands along the episode (a curriculum's states are placed by it)."""
-        return self.env.unwrapped.em.get_state(), self.tracker.best_progress - self.tracker.start_progress
+    def state_and_progress(self) -> tuple[bytes, float]:
+        """The emulator's state now and where it stands along the episode (the progress variable now, from
+        the episode's start; not the best so far: an episode started from this state measures from here)."""
+        t = self.tracker
+        return self.env.unwrapped.em.get_state(), t._progress(t.last_values) - t.start_progress
 
     def step(self, action):
         """Step, evaluate the profile on the RAM at the end of the window, and play out a fight's pause."""
