@@ -369,6 +369,12 @@ class Run:
             shutil.rmtree(old, ignore_errors=True)
         for stale in root.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
+        # the machine's load beside the run: a time-budgeted result means little without it
+        load = self.meta.setdefault("load_1min", {"checkpoints": 0, "mean": 0.0, "max": 0.0})
+        now = os.getloadavg()[0]
+        load["mean"] = round((load["mean"] * load["checkpoints"] + now) / (load["checkpoints"] + 1), 2)
+        load["max"] = round(max(load["max"], now), 2)
+        load["checkpoints"] += 1
         self.update_meta(frames=frames, status="running", last_checkpoint=final.name)
         return final
 
