@@ -114,6 +114,11 @@ class EpisodeStats(gym.Wrapper):
         self._t0 = time.perf_counter()
         self._state = None
 
+    def running(self) -> dict:
+        """The episode so far: shaped return ``r``, agent steps ``l``, emulator ``frames`` and start ``state``
+        (what a window shows while the episode is played)."""
+        return {"r": self._ret, "l": self._steps, "frames": self._frames, "state": self._state}
+
     def reset(self, **kwargs):
         """Reset and start counting."""
         obs, info = self.env.reset(**kwargs)
