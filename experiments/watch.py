@@ -125,7 +125,7 @@ class Window:
         self._frame: np.ndarray | None = None
         self._display = None
         self._size = None
-        self._scaled = None
+        self._scaled = None  # the window's picture area
         self._deadline: float | None = None
         self._last_draw = 0.0
         self.step_requested = False  # paused: let one more frame through
@@ -252,7 +252,7 @@ class Window:
         if self.side is not None:
             sh, sw = self.side.shape[:2]
             side_w = 8 + sw * self._side_scale(h, sh)
-        lines = 3 + max(3, len(self.lines))  # the title, the status, a line for a flash, the keys
+        lines = 3 + max(3, len(self.lines))  # the title, the status, a flash, the keys
         return max(w * self.scale + side_w, _MIN_WIDTH), h * self.scale + 8 + lines * _PANEL_LINE
 
     def _side_scale(self, h: int, side_h: int) -> int:
@@ -268,30 +268,36 @@ class Window:
         size = self._layout(h, w)
         if self._display is None or size != self._size:
             self._display = pg.display.set_mode(size)
-            self._size = size
-        surf = pg.image.frombuffer(frame, (w, h), "RGB")
-        if self._scaled is None or self._scaled.get_size() != (w * self.scale, h * self.scale):
-            self._scaled = pg.Surface((w * self.scale, h * self.scale), 0, surf)  # scale() wants one format
+            self._size, self._scaled = size, None
         screen = self._display
-        screen.fill((20, 20, 24))
-        pg.transform.scale(surf, self._scaled.get_size(), self._scaled)
-        screen.blit(self._scaled, (0, 0))
+        # converted to the window's pixel format while small, then scaled straight into the window
+        surf = pg.image.frombuffer(frame, (w, h), "RGB").convert(screen)
+        area = (w * self.scale, h * self.scale)
+        if self._scaled is None or self._scaled.get_size() != area:
+            self._scaled = screen.subsurface((0, 0, *area))
+            screen.fill((20, 20, 24))
+        pg.transform.scale(surf, area, self._scaled)
+        screen.fill((20, 20, 24), (0, area[1], size[0], size[1] - area[1]))
+        if area[0] < size[0]:
+            screen.fill((20, 20, 24), (area[0], 0, size[0] - area[0], area[1]))
         if self.side is not None:
             side = np.ascontiguousarray(self.side, np.uint8)
             sh, sw = side.shape[:2]
             k = self._side_scale(h, sh)
             screen.blit(pg.transform.scale(pg.image.frombuffer(side, (sw, sh), "RGB"), (sw * k, sh * k)),
                         (w * self.scale + 8, 0))
+            screen.blit(self._text(f"what the agent sees ({sw}x{sh})", (150, 150, 160)),
+                        (w * self.scale + 12, sh * k + 6))
         if self._flash is not None and time.perf_counter() > self._flash[1]:
             self._flash = None
-        text = [self.header, *self.lines, *([self._flash[0]] if self._flash else []),
-                "   ".join(t for t in (self._speed_text(), HELP[self.mode]) if t)]
-        y = h * self.scale + 6
-        for i, line in enumerate(text):
-            colour = (255, 220, 120) if self._flash and line == self._flash[0] else \
-                (150, 150, 160) if i == len(text) - 1 else (235, 235, 235)
-            screen.blit(self._text(line, colour), (6, y))
-            y += _PANEL_LINE
+        top = h * self.scale + 6
+        for i, line in enumerate([self.header, *self.lines]):
+            screen.blit(self._text(line, (235, 235, 235)), (6, top + i * _PANEL_LINE))
+        bottom = size[1] - _PANEL_LINE - 2  # the keys on the last line, a flash just above them
+        if self._flash:
+            screen.blit(self._text(self._flash[0], (255, 220, 120)), (6, bottom - _PANEL_LINE))
+        keys = "   ".join(t for t in (self._speed_text(), HELP[self.mode]) if t)
+        screen.blit(self._text(keys, (150, 150, 160)), (6, bottom))
         pg.display.flip()
         self._last_draw = time.perf_counter()
         self.flips.append(self._last_draw)
