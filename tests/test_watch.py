@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +80,35 @@ def test_keys_files_rebind_buttons_and_say_every_problem(tmp_path):
     text = str(e.value)
     assert "RIGHT: unknown key 'dd'" in text and "C: not a Nes button" in text and "f1 stays the window's" in text
     assert main(["play", "SuperMarioBros-Nes", "--keys", str(good)]) == 2  # --keys goes with --keyboard
+
+
+def test_a_feed_carries_the_newest_frame_only_while_a_window_reads_it():
+    import pickle
+
+    from wrappers import make_env
+    from wrappers.tap import CLOSED, OPEN, FeedSink, FrameFeed, Tap
+
+    feed = FrameFeed.create()
+    try:
+        other = pickle.loads(pickle.dumps(feed))  # what a worker or the window's process attaches to
+        assert other.name == feed.name and other.read() is None
+        with make_env(smb_spec()) as env:
+            tap = Tap(env, FeedSink(feed, "env 0 of 1"), every_frame=False)
+            tap.reset()
+            tap.step(1)
+            assert feed.read() is None  # no window yet: nothing is copied
+            other.set_viewer(OPEN)
+            for _ in range(3):
+                tap.step(1)
+                time.sleep(0.02)  # past the 60-a-second limit
+            seq, picture, lines = other.read()
+            assert np.array_equal(picture, env.get_wrapper_attr("screen")())
+            assert lines[0] == "env 0 of 1, episode 1, state Level1-1" and lines[2] == "action RIGHT"
+            assert other.read(seq) is None  # nothing newer
+            other.set_viewer(CLOSED)
+            tap.step(1)
+            assert other.read(seq) is None  # closed: nothing more is copied
+        other.release()
+    finally:
+        feed.release()
+        feed.unlink()

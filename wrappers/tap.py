@@ -35,7 +35,8 @@ class Tap(gym.Wrapper):
             ``progress``, ``frames``, ``steps``, ``state``, ``action`` (a label, or the buttons pressed) and
             ``ended`` (the ``info["episode"]`` record when the step ended the episode, else None).
         every_frame: hand over every emulator frame as it is played (a window at the console's rate);
-            otherwise the screen at the end of each agent step (a window at training speed).
+            otherwise the screen at the end of each agent step (a window at training speed), and then only
+            when the sink's ``due()`` (if it has one) says it wants one: no screen is copied for nothing.
     """
 
     def __init__(self, env: gym.Env, sink, every_frame: bool = True):
@@ -50,6 +51,7 @@ class Tap(gym.Wrapper):
         except AttributeError:
             self._labels = None
         self._progress = 0.0
+        self._due = getattr(sink, "due", None)
         if every_frame:
             env.get_wrapper_attr("set_frame_hook")(sink.frame)
 
@@ -77,7 +79,7 @@ class Tap(gym.Wrapper):
     def step(self, action):
         """Step; the sink gets the picture (unless it had every frame) and the episode so far."""
         obs, reward, terminated, truncated, info = self.env.step(action)
-        if not self.every_frame:
+        if not self.every_frame and (self._due is None or self._due()):
             self.sink.frame(self._screen())
         self._progress = float(info.get("progress", self._progress))
         self.sink.status(self._status(action, info.get("episode") if terminated or truncated else None))
@@ -192,22 +194,24 @@ class FeedSink:
         self._frame: np.ndarray | None = None
         self._last = 0.0
 
+    def due(self) -> bool:
+        """Whether a window reads the feed and the next picture is due (the tap copies a screen only then)."""
+        return self.feed.viewer == OPEN and time.perf_counter() - self._last >= self.min_interval
+
     def frame(self, screen: np.ndarray) -> None:
-        """Keep the newest screen; it goes out with the step's status."""
+        """Keep the screen; it goes out with the step's status."""
         self._frame = screen
 
     def status(self, s: dict) -> None:
-        """Publish the newest screen and the episode so far, when a window reads and one is due."""
+        """Publish the screen handed over for this step with the episode so far (when a window reads)."""
         if s["steps"] == 0:
             self.episodes += 1
-        if self.feed.viewer != OPEN or self._frame is None:
+        frame, self._frame = self._frame, None
+        if frame is None or self.feed.viewer != OPEN:
             return
-        now = time.perf_counter()
-        if now - self._last < self.min_interval and s["ended"] is None:
-            return
-        self._last = now
+        self._last = time.perf_counter()
         ended = s["ended"]
         lines = [f"{self.context}, episode {self.episodes}" + (f", state {s['state']}" if s["state"] else ""),
                  f"return {s['r']:.1f}   progress {s['progress']:.0f}   frames {s['frames']:,}",
                  f"action {s['action'] or '-'}" + (f"   (episode ended: {ended['reason']})" if ended else "")]
-        self.feed.publish(self._frame, lines)
+        self.feed.publish(frame, lines)
