@@ -103,9 +103,15 @@ class Window:
 
     def __init__(self, title: str, rate: float = 60.0, scale: int = 3, mode: str = "watch", paused: bool = False):
         pg = _pygame()
+        if sys.platform.startswith("linux") and not os.environ.get("SDL_VIDEODRIVER"):
+            # the display the environment names: SDL would otherwise fall back to drawing nowhere ("offscreen")
+            os.environ["SDL_VIDEODRIVER"] = "x11" if os.environ.get("DISPLAY") else "wayland"
         try:
             pg.display.init()
+            if pg.display.get_driver() in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
+                raise pg.error(f"SDL found no display, only its {pg.display.get_driver()} driver")
         except pg.error as e:
+            pg.display.quit()
             raise UserError(f"cannot open a window: {e} (DISPLAY={os.environ.get('DISPLAY', '')}); see "
                             "docs/watch.md for a desktop or WSL.") from None
         pg.display.set_caption(title)

@@ -30,6 +30,15 @@ def test_a_window_without_a_display_is_one_line_and_exit_2(argv, monkeypatch, ca
     assert len(err.splitlines()) == 1 and "no display" in err and "Traceback" not in err, err
 
 
+def test_a_display_that_does_not_answer_is_one_line_and_exit_2(monkeypatch, capsys):
+    pytest.importorskip("pygame", reason="needs pygame (pip install 'retrodojo[watch]')")
+    monkeypatch.setenv("DISPLAY", ":987")  # no X server there: SDL must not fall back to drawing nowhere
+    monkeypatch.delenv("SDL_VIDEODRIVER", raising=False)
+    assert main(["play", "SuperMarioBros-Nes", "--keyboard"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot open a window" in err and "DISPLAY=:987" in err, err
+
+
 def test_headless_paths_import_no_gui_library(tmp_path):
     code = ("import sys\n"
             "from experiments.cli import main\n"
