@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.retrodojo-installed
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,ray,tune]'
+	$(PY) -m pip install -q -e '.[dev,ray,tune,watch]'
 	$(PY) -m pip install -q --no-deps gym-super-mario-bros==7.4.0
 	@touch $(STAMP)
 

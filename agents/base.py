@@ -113,6 +113,7 @@ class RunContext(Protocol):
     env_spec: EnvSpec
     stop_requested: bool
     last_eval_seconds: float
+    watch: Any  # a wrappers.tap.FrameFeed a window reads (train --watch), or None: show env 0 / NEAT's first worker
 
     def latest_checkpoint(self) -> Path | None:
         """The newest complete checkpoint folder to resume from, or None for a fresh run."""

@@ -205,7 +205,8 @@ class NEATAgent:
         setup = WorkerSetup(env_spec=self.env_spec.model_dump(), profile=self.profile,
                             config_text=(run.dir / "neat.cfg").read_text(),
                             seed=self.seed * 1000 + 100 * run.resumes, discrete=self.discrete,
-                            input_scale=self.input_scale, last_action=self.spec.last_action)
+                            input_scale=self.input_scale, last_action=self.spec.last_action,
+                            watch=getattr(run, "watch", None) if self.spec.backend == "local" else None)
         self._backend = self._make_backend(setup, workers)
         try:
             run.begin(self.frames, self)

@@ -54,6 +54,7 @@ class WorkerSetup:
     discrete: bool
     input_scale: float
     last_action: bool
+    watch: Any = None  # a wrappers.tap.FrameFeed: the first local worker's frames go to a window (train --watch)
 
 
 class GenomeWorker:
@@ -81,6 +82,12 @@ class GenomeWorker:
         except UserError as e:
             raise WorkerSetupError(f"{_node()}: {e}") from None
         self.args = (self.config, setup.discrete, setup.input_scale, setup.last_action)
+        self.sink = None
+        if setup.watch is not None and index == 0:
+            from wrappers.tap import FeedSink, Tap
+
+            self.sink = FeedSink(setup.watch, "NEAT's first worker")
+            self.env = Tap(self.env, self.sink, every_frame=False)
 
     def play(self, tasks: Sequence[Task]) -> list[Result]:
         """Play each genome; its fitness is the mean shaped return of its episodes."""
@@ -88,6 +95,8 @@ class GenomeWorker:
 
         out = []
         for key, genome, episodes, *starts in tasks:
+            if self.sink is not None:
+                self.sink.context = f"NEAT's first worker: genome {key}"
             fitness, eps = play_genome(genome, self.env, *self.args, episodes=episodes,
                                        starts=starts[0] if starts else None)
             out.append((key, fitness, eps))

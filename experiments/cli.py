@@ -5,12 +5,16 @@
     retrodojo roms list [--json] [--all]   games playable now, their states and ROM sources
     retrodojo play GAME [--state S] [--profile P] [--actions SET] [--frames N] [--video OUT.mp4]
                                       play with a random policy through the full stack, film it
+    retrodojo play GAME [--state S] --keyboard [--keys FILE] [--save-as NAME] [--bk2 OUT.bk2] [--agent-view]
+                                      play it yourself in a window: F1-F9 save states, the play is a .bk2
     retrodojo train FILE [--set k=v] [--seed N | --seeds N...] [--ray [ADDRESS]] [--name NAME] [--runs-dir DIR]
-    retrodojo train --resume RUN_DIR [--set budget.frames=N]
+                         [--watch]    (--watch: env 0, or NEAT's first worker, live in a window)
+    retrodojo train --resume RUN_DIR [--set budget.frames=N] [--watch]
     retrodojo runs [DIR] [--json]     the runs: experiment, algo, seed, frames, last eval, status
     retrodojo evaluate RUN_DIR [--checkpoint final|best|latest|FRAMES] [--state S...] [--episodes N]
                        [--set env.KEY=VALUE] [--stochastic | --greedy] [--video [OUT.mp4]] [--bk2] [--json]
-    retrodojo replay FILE.bk2 [--video OUT.mp4] [--scale 2] [--no-sound]
+                       [--watch [--paused] [--scale 3]]   (--watch: the episodes live in a window)
+    retrodojo replay FILE.bk2... [--video OUT.mp4] [--scale 2] [--no-sound] [--watch [--paused]]
     retrodojo compare RUN_OR_DIR... [--metric TAG] [--at FRAMES] [--window FRAMES] [--plot PNG]
                       [--baseline random=FILE.json|reference=RUN_OR_DIR] [--html REPORT.html] [--json]
     retrodojo states make RUN_DIR|AGENT_DIR|MOVIE.bk2 [--every FRAMES] [--from STATE] [--out DIR] [--prefix P]
@@ -96,7 +100,8 @@ def cmd_roms_list(args) -> int:
 
 
 def cmd_play(args) -> int:
-    """Play a game with a random policy through the full wrapper stack; write an mp4."""
+    """Play a game with a random policy through the full wrapper stack and write an mp4, or (--keyboard) let a
+    person play it in a window: F-keys save states, the play is recorded as .bk2 movies."""
     from pydantic import ValidationError
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -105,10 +110,27 @@ def cmd_play(args) -> int:
     from wrappers.profile import default_profile
     from wrappers.settings import EnvSpec
 
+    keyboard_only = [f for f, v in (("--keys", args.keys), ("--save-as", args.save_as), ("--bk2", args.bk2),
+                                    ("--agent-view", args.agent_view)) if v]
+    if args.keyboard:
+        from experiments.watch import require_display
+
+        require_display("retrodojo play --keyboard")
+        if args.video:
+            raise UserError("retrodojo play --keyboard records the play as .bk2 movies (--bk2 PATH), not an mp4: "
+                            "`retrodojo replay MOVIE.bk2 --video OUT.mp4` films one afterwards.")
+    elif keyboard_only:
+        raise UserError(f"{', '.join(keyboard_only)} go with --keyboard (a person playing in a window).")
     profile = args.profile or default_profile(args.game)
+    # A person plays every frame, with every button, for as long as they like (the whole run of a fight).
+    person = {"frame_skip": 1, "stuck_frames": 0, "actions": "buttons"} if args.keyboard else \
+        {"frame_skip": 4, "stuck_frames": 600}
+    frame_skip = args.frame_skip if args.frame_skip is not None else person["frame_skip"]
+    stuck = args.stuck_frames if args.stuck_frames is not None else person["stuck_frames"]
+    extra = {"max_frames": None, "episode": "run"} if args.keyboard else {}
     try:
-        spec = EnvSpec(game=args.game, state=args.state, profile=profile, actions=args.actions,
-                       frame_skip=args.frame_skip, stuck_frames=args.stuck_frames or None)
+        spec = EnvSpec(game=args.game, state=args.state, profile=profile, actions=args.actions or person.get("actions"),
+                       frame_skip=frame_skip, stuck_frames=stuck or None, **extra)
     except ValidationError as e:
         raise UserError("retrodojo play: " + "; ".join(f"--{'-'.join(map(str, err['loc']))}: {err['msg']}"
                                                        for err in e.errors()).replace("_", "-")) from None
@@ -116,6 +138,8 @@ def cmd_play(args) -> int:
     if args.profile is None:
         console.print(f"profile: {profile}" + (" (reward and done from the game's scenario.json)"
                                                if profile == "scenario" else ""))
+    if args.keyboard:
+        return _play_keyboard(args, spec)
     video = Path(args.video) if args.video else Path(args.runs_dir) / "play" / (
         f"{spec.game}-{args.state or 'default'}-random-{time.strftime('%Y%m%d-%H%M%S')}.mp4")
     t0 = time.perf_counter()
@@ -136,6 +160,46 @@ def cmd_play(args) -> int:
     return 0
 
 
+def _play_keyboard(args, spec) -> int:
+    """``retrodojo play --keyboard``: a person plays ``spec`` in a window."""
+    import re
+
+    from experiments.errors import UserError
+    from experiments.watch import key_bindings, play_keyboard
+    from wrappers import roms
+
+    game = roms.canonical_game(spec.game)
+    short = roms.short_name(game)
+    save_as = args.save_as or f"{args.state or 'default'}-play"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}", save_as):
+        raise UserError(f"--save-as {save_as!r}: give a state name of letters, digits, '.', '-' and '_' (it becomes "
+                        "a file name in the ROM store).")
+    own = {p.stem for p in (roms.store_dir() / game).glob("*.state")}
+    stock = [n for n in (f"{save_as}-{i}" for i in range(1, 10)) if n in roms.states(game) and n not in own]
+    if stock:
+        raise UserError(f"--save-as {save_as}: {', '.join(stock)} would hide {short}'s own state of that name; "
+                        "choose another name.")
+    bindings = key_bindings(game, args.keys)
+    movie = Path(args.bk2) if args.bk2 else Path(args.runs_dir) / "play" / (
+        f"{short}-{args.state or 'default'}-keyboard-{time.strftime('%Y%m%d-%H%M%S')}.bk2")
+    if movie.suffix != ".bk2":
+        raise UserError(f"--bk2 {movie}: give a file name ending in .bk2 (stable-retro's movie format).")
+    console.print(f"playing {short} in a window: Esc quits, F12 pauses, F1-F9 save the state as {save_as}-1 ... "
+                  f"{save_as}-9; recording {movie}", soft_wrap=True)
+    console.print("keys: " + ", ".join(f"{b} {'/'.join(k)}" for b, k in bindings.items()), soft_wrap=True)
+    played = play_keyboard(spec, bindings, movie, save_as, scale=args.scale, agent_view=args.agent_view,
+                           seed=args.seed, notify=lambda m: console.print(m, soft_wrap=True))
+    console.print(f"played {played.frames:,} frames, {len(played.episodes)} episodes ended")
+    for path in played.movies:
+        console.print(f"movie: [bold]{path.resolve()}[/] (retrodojo replay it --watch, or states make it)",
+                      soft_wrap=True)
+    if played.states:
+        names = list(played.states)
+        console.print(f"{len(names)} states saved in [bold]{played.states[names[0]].parent}[/] (retrodojo roms list "
+                      f"shows them): start an experiment there with states: {{{names[0]}: 1}}", soft_wrap=True)
+    return 0
+
+
 # --------------------------------------------------------------------------- train
 
 
@@ -152,16 +216,32 @@ def cmd_train(args) -> int:
     from experiments.progress import TrainingBar
     from experiments.spec import load_spec
 
+    if args.watch:
+        from experiments.watch import require_display
+
+        require_display("retrodojo train --watch")
+        if args.ray:
+            raise UserError("retrodojo train --watch shows a run on this machine, and --ray runs them as Ray tasks "
+                            "elsewhere: leave one of them out.")
+    if not args.resume and not args.file:
+        raise UserError("retrodojo train: give an experiment FILE (or a shipped experiment's name, such as smb_ppo) "
+                        "or --resume RUN_DIR.")
+    spec = None if args.resume else load_spec(args.file, args.set)
+    viewer = None
+    if args.watch:
+        _check_watchable(spec if spec is not None else _resumed_spec(args.resume))
+        from experiments.watch import Viewer
+
+        viewer = Viewer(f"retrodojo train: {args.name or (spec.name if spec else Path(args.resume).name)}")
+        console.print("window: the run's env 0 (NEAT: its first worker) at training speed; closing it leaves the "
+                      "training going")
+    watch = viewer.feed if viewer else None
     bar = TrainingBar(console)
     try:
         if args.resume:
             folders = [runner.resume(args.resume, args.set, on_run=bar.start_run, progress_cb=bar.update,
-                                     notify=_notify, trust_pickles=args.trust_pickles)]
+                                     notify=_notify, trust_pickles=args.trust_pickles, watch=watch)]
         else:
-            if not args.file:
-                raise UserError("retrodojo train: give an experiment FILE (or a shipped experiment's name, such "
-                                "as smb_ppo) or --resume RUN_DIR.")
-            spec = load_spec(args.file, args.set)
             seeds = args.seeds or ([args.seed] if args.seed is not None else None)
             if args.ray:
                 from experiments.cluster import train_on_ray
@@ -171,9 +251,11 @@ def cmd_train(args) -> int:
                                        address=args.ray, console=console)
             else:
                 folders = runner.train(spec, runs_dir=args.runs_dir, name=args.name, seeds=seeds,
-                                       on_run=bar.start_run, progress_cb=bar.update, notify=_notify)
+                                       on_run=bar.start_run, progress_cb=bar.update, notify=_notify, watch=watch)
     finally:
         bar.stop()
+        if viewer is not None:
+            viewer.close()
     from experiments.run import read_history, read_meta
 
     statuses = []
@@ -188,6 +270,27 @@ def cmd_train(args) -> int:
     console.print(f"TensorBoard: [bold].venv/bin/tensorboard --logdir {Path(folders[0]).parent.parent}[/]",
                   soft_wrap=True)
     return 130 if "interrupted" in statuses else 0
+
+
+def _resumed_spec(run_dir: str):
+    """The experiment of a run folder to resume, or None when it cannot be read (resuming then says why)."""
+    from experiments.errors import UserError
+    from experiments.spec import load_spec
+
+    try:
+        return load_spec(Path(run_dir) / "config.yaml")
+    except UserError:
+        return None
+
+
+def _check_watchable(spec) -> None:
+    """``train --watch`` shows an env of this machine: NEAT on Ray actors has none."""
+    from experiments.errors import UserError
+
+    agent = getattr(spec, "agent", None)
+    if getattr(agent, "algo", None) == "neat" and getattr(agent, "backend", "local") == "ray":
+        raise UserError("retrodojo train --watch shows NEAT's first local worker, and this experiment plays its "
+                        "genomes on Ray actors (agent.backend: ray): set agent.backend=local (--set) to watch it.")
 
 
 # --------------------------------------------------------------------------- runs and evaluate
@@ -267,6 +370,12 @@ def cmd_evaluate(args) -> int:
     from wrappers import roms
     from wrappers.settings import state_problems
 
+    if args.watch:
+        from experiments.watch import require_display
+
+        require_display("retrodojo evaluate --watch")
+    elif args.paused:
+        raise UserError("--paused starts a --watch window paused: give --watch too.")
     path = Path(args.run)
     from experiments.run import pick_agent
 
@@ -306,10 +415,26 @@ def cmd_evaluate(args) -> int:
                           f"success {ep['success']}, {ep['frames']} frames, state {ep['state']}, "
                           f"ended by {ep['reason']}{metrics}", soft_wrap=True)
 
+    window = None
+    if args.watch:
+        from experiments.watch import Window
+
+        window = Window(f"retrodojo evaluate: {agent.algo} from {path}", scale=args.scale, paused=args.paused)
     try:
-        result = ev.run(agent.policy(), video=video, on_episode=show, bk2_dir=bk2_dir)
+        result = ev.run(agent.policy(), video=video, on_episode=show, bk2_dir=bk2_dir, window=window)
     finally:
         ev.close()
+        if window is not None:
+            window.close()
+    for i in result["skipped"]:
+        if not args.json:
+            console.print(f"episode {i}: skipped in the window (not in the report)")
+    if window is not None and not result["episodes"]:
+        console.print("the window was closed before an episode ended: nothing to report, nothing written")
+        return 0
+    if result["quit"] and not args.json:
+        console.print(f"the window was closed: the report covers the {len(result['episodes'])} episodes played to "
+                      "their end")
     out = results(result["episodes"], result["mean"], env_spec, deterministic, run=path, agent=agent_dir,
                   checkpoint=args.checkpoint, algo=agent.algo, states=states, video=video, bk2=bk2_dir,
                   env_overrides=overridden)
@@ -378,13 +503,39 @@ def cmd_report(args) -> int:
 
 
 def cmd_replay(args) -> int:
-    """Replay a .bk2 movie headless; write an mp4 at the console's frame rate, with its sound."""
-    from experiments.replay import replay
+    """Replay .bk2 movies headless and write each an mp4 at the console's frame rate, with its sound; or show
+    them in a window (--watch)."""
+    from experiments.errors import UserError
+    from experiments.replay import check_movie, replay
 
-    video = Path(args.video) if args.video else Path(args.file).with_suffix(".mp4")
-    r = replay(args.file, video=video, scale=args.scale, sound=not args.no_sound)
-    console.print(f"replayed {r.frames:,} frames of {r.game} ({r.frames / r.fps:.1f} s at {r.fps:.2f} frames/s)"
-                  f"; video{' with sound' if r.audio else ''}: [bold]{r.video}[/]", soft_wrap=True)
+    files = [Path(f) for f in args.file]
+    if args.watch:
+        from experiments.watch import require_display, watch_movies
+
+        require_display("retrodojo replay --watch")
+        if args.video:
+            raise UserError("retrodojo replay --watch shows the movies in a window; --video films one into an mp4: "
+                            "leave one of them out.")
+        for f in files:
+            check_movie(f)
+        shown = watch_movies(files, scale=args.scale or 3, paused=args.paused, sound=not args.no_sound,
+                             notify=lambda m: console.print(m, soft_wrap=True))
+        for w in shown:
+            console.print(f"{w.path}: {w.frames:,} frames shown" + (" (window closed)" if w.quit else ""),
+                          soft_wrap=True)
+        return 0
+    if args.paused:
+        raise UserError("--paused starts a --watch window paused: give --watch too.")
+    if args.video and len(files) > 1:
+        raise UserError("--video names one mp4: give one movie (without --video, each movie's mp4 is written "
+                        "beside it).")
+    for f in files:
+        check_movie(f)
+    for f in files:
+        video = Path(args.video) if args.video else f.with_suffix(".mp4")
+        r = replay(f, video=video, scale=args.scale or 2, sound=not args.no_sound)
+        console.print(f"replayed {r.frames:,} frames of {r.game} ({r.frames / r.fps:.1f} s at {r.fps:.2f} "
+                      f"frames/s); video{' with sound' if r.audio else ''}: [bold]{r.video}[/]", soft_wrap=True)
     return 0
 
 
@@ -592,7 +743,7 @@ def cmd_demo(args) -> int:
                      f"retrodojo train --resume {folder} --set budget.minutes=60)"))
     eval_args = argparse.Namespace(run=str(folder), episodes=1, json=False, video="auto", stochastic=False,
                                    greedy=True, checkpoint="final", state=None, bk2=False, set=[], device="auto",
-                                   trust_pickles=False)
+                                   trust_pickles=False, watch=False, paused=False, scale=3)
     cmd_evaluate(eval_args)
     console.print(f"run folder: [bold]{folder}[/]")
     console.print(f"curves: [bold].venv/bin/tensorboard --logdir {args.runs_dir}[/] (or `make tensorboard`)")
@@ -632,11 +783,25 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "of the game, else 'scenario' (the game's scenario.json)")
     play.add_argument("--actions", default=None, help="action set of the profile")
     play.add_argument("--frames", type=int, default=4000)
-    play.add_argument("--frame-skip", type=int, default=4)
-    play.add_argument("--stuck-frames", type=int, default=600, help="0: never end on no progress")
+    play.add_argument("--frame-skip", type=int, default=None, help="emulator frames per step (default 4; 1 with "
+                                                                   "--keyboard)")
+    play.add_argument("--stuck-frames", type=int, default=None, help="end after this many frames without progress; "
+                                                                     "0: never (default 600; 0 with --keyboard)")
     play.add_argument("--seed", type=int, default=0)
     play.add_argument("--video", default=None, help="mp4 path (default: runs/play/...)")
     play.add_argument("--runs-dir", default="runs")
+    play.add_argument("--keyboard", action="store_true", help="play it yourself in a window (the console's keys: "
+                                                              "stable-retro's bindings, or --keys)")
+    play.add_argument("--keys", default=None, metavar="FILE", help="with --keyboard: a YAML file of BUTTON: key "
+                                                                   "(pygame's key names) over the console's defaults")
+    play.add_argument("--save-as", default=None, metavar="NAME", help="with --keyboard: F1-F9 save the state as "
+                                                                      "NAME-1 ... NAME-9 in the ROM store (default "
+                                                                      "<state>-play)")
+    play.add_argument("--bk2", default=None, metavar="OUT.bk2", help="with --keyboard: the movie of the play "
+                                                                     "(default runs/play/...; later episodes -001...)")
+    play.add_argument("--agent-view", action="store_true", help="with --keyboard: the observation the agents get, "
+                                                                "beside the screen")
+    play.add_argument("--scale", type=int, default=3, help="with --keyboard: integer upscale of the picture")
     play.set_defaults(func=cmd_play)
 
     tr = sub.add_parser("train", help="train an experiment file, or --resume a run")
@@ -653,6 +818,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--runs-dir", default="runs")
     tr.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue a run from its newest checkpoint")
     tr.add_argument("--trust-pickles", action="store_true", help=TRUST_HELP)
+    tr.add_argument("--watch", action="store_true", help="show env 0 (NEAT: its first worker) live in a window at "
+                                                         "training speed; closing it leaves the run going")
     tr.set_defaults(func=cmd_train)
 
     rn = sub.add_parser("runs", help="list runs")
@@ -678,13 +845,21 @@ def build_parser() -> argparse.ArgumentParser:
                          "env.sticky_prob=0.25 or env.episode=run; results.json records what changed")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--trust-pickles", action="store_true", help=TRUST_HELP)
+    ev.add_argument("--watch", action="store_true", help="play the episodes in a window at the console's rate "
+                                                         "(space pause, . step, +/- speed, n next, q quit)")
+    ev.add_argument("--paused", action="store_true", help="with --watch: start paused on the first frame")
+    ev.add_argument("--scale", type=int, default=3, help="with --watch: integer upscale of the picture (default 3)")
     ev.set_defaults(func=cmd_evaluate)
 
-    rp = sub.add_parser("replay", help="replay a .bk2 movie headless and write an mp4 (with sound)")
-    rp.add_argument("file", help="a .bk2 movie (retrodojo evaluate --bk2 writes them)")
+    rp = sub.add_parser("replay", help="replay .bk2 movies headless and write mp4s (with sound), or --watch them")
+    rp.add_argument("file", nargs="+", help=".bk2 movies (retrodojo evaluate --bk2 and play --keyboard write them)")
     rp.add_argument("--video", default=None, help="the mp4 to write (default: beside the movie)")
-    rp.add_argument("--scale", type=int, default=2, help="integer upscale of the picture (default 2)")
+    rp.add_argument("--scale", type=int, default=None, help="integer upscale of the picture (default 2; 3 in a "
+                                                            "window)")
     rp.add_argument("--no-sound", action="store_true")
+    rp.add_argument("--watch", action="store_true", help="show the movies in a window at the console's rate, with "
+                                                         "sound where there is an audio device (n: next movie)")
+    rp.add_argument("--paused", action="store_true", help="with --watch: start paused on the first frame")
     rp.set_defaults(func=cmd_replay)
 
     rep = sub.add_parser("report", help="remake the tables and plots of docs/results.md from the record in results/")

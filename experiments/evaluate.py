@@ -227,8 +227,10 @@ class Evaluator:
         return self._venv
 
     def run(self, policy, video: str | Path | None = None, on_episode=None, bk2_dir: str | Path | None = None,
-            bk2_keep: str = "all", episodes: int | None = None, cut_every: int | None = None) -> dict:
-        """Play the protocol's episodes; returns ``{"episodes": [...], "mean": {...}}``.
+            bk2_keep: str = "all", episodes: int | None = None, cut_every: int | None = None,
+            window=None) -> dict:
+        """Play the protocol's episodes; returns ``{"episodes": [...], "mean": {...}, "skipped": [...],
+        "quit": bool}`` (the last two only differ from ``[]`` and False with a window).
 
         Args:
             policy: any :class:`agents.base.Policy`.
@@ -240,6 +242,9 @@ class Evaluator:
             episodes: this many instead of the protocol's.
             cut_every: every this many emulator frames, keep the emulator's state: an episode's record gets
                 ``cuts``: ``{frames, progress, return, state}`` from its start (a curriculum's source).
+            window: an :class:`experiments.watch.Window` that shows every frame as it is played (the env must be
+                ``local``); its next-episode key cuts an episode short (its index goes to ``skipped``, its record
+                nowhere), its quit key ends the evaluation with the episodes played to their end.
         """
         from experiments.video import VideoWriter
 
@@ -250,11 +255,25 @@ class Evaluator:
             writer = VideoWriter(video, fps=rate / self.env_spec.frame_skip)
         venv.seed(EVAL_SEED)
         played: list[dict] = []
+        skipped: list[int] = []
+        if window is not None:
+            from wrappers.tap import Tap
+
+            if venv.local_env is None:
+                raise ValueError("a window shows an env of this process: make the Evaluator with local=True")
+            window.rate = venv.env_method("screen_rate")[0]
+            venv.local_env = Tap(venv.local_env, window, every_frame=True)
+        total = episodes or self.episodes
         try:
-            for i in range(episodes or self.episodes):
+            for i in range(total):
                 state_name = self.states[i % len(self.states)] if self.states else None
                 if state_name:
                     venv.set_options({"state": state_name})
+                if window is not None:
+                    if window.quit:
+                        break
+                    window.next_episode = False
+                    window.header = f"episode {i + 1} of {total}" + (f", state {state_name}" if state_name else "")
                 movie = None
                 if bk2_dir is not None:
                     movie = Path(bk2_dir) / f"{state_name or 'default'}-{i:03d}.bk2"
@@ -272,6 +291,10 @@ class Evaluator:
                     if writer and not done[0]:  # after done the env shows the next episode's first frame
                         writer.add(venv.get_images()[0])
                     start = done
+                    if window is not None and not done[0] and (window.quit or window.next_episode):
+                        if not window.quit:
+                            skipped.append(i)
+                        break
                     if done[0]:
                         ep = dict(infos[0]["episode"])
                         if movie is not None:
@@ -285,12 +308,15 @@ class Evaluator:
         finally:
             if writer:
                 writer.close()
+            if window is not None:
+                venv.local_env = venv.local_env.detach()
         if bk2_dir is not None and bk2_keep == "best" and played:
             best = max(played, key=lambda e: e["r"])
             for e in played:
                 if e is not best:
                     Path(e.pop("bk2")).unlink(missing_ok=True)
-        return {"episodes": played, "mean": summarize(played)}
+        return {"episodes": played, "mean": summarize(played), "skipped": skipped,
+                "quit": bool(window is not None and window.quit)}
 
     def close(self) -> None:
         """Stop the eval env."""

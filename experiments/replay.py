@@ -48,6 +48,12 @@ def _open_movie(path: Path):
         raise UserError(f"{path} is not a readable stable-retro .bk2 movie ({type(e).__name__}: {e}).") from None
 
 
+def check_movie(path: str | Path) -> None:
+    """Raise the UserError :func:`movie_env` would for a path that is not a readable .bk2 movie (a missing file,
+    a folder, a truncated or foreign file), before anything is played."""
+    _open_movie(Path(path)).close()
+
+
 @contextmanager
 def movie_env(path: str | Path, render: bool = False):
     """``(movie, env)``: the movie opened and an emulator of its game at its start state, ready to step.

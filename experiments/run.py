@@ -111,6 +111,8 @@ class Run:
         if self.curriculum is not None and ckpt is not None:
             self.curriculum.load(ckpt)
         self._pool_envs = None
+        #: a :class:`wrappers.tap.FrameFeed` that a window reads (``train --watch``): env 0 is shown there
+        self.watch = None
         self.last_eval_seconds = 0.0
         self.generation: int | None = None
 
@@ -239,8 +241,14 @@ class Run:
 
     def attach_envs(self, venv) -> None:
         """The training envs a curriculum moves (``RetroGame.set_pool`` through ``env_method``); the pool as
-        of now is sent at once (a resumed run's)."""
+        of now is sent at once (a resumed run's). With a window (``train --watch``), env 0, which runs in this
+        process, is tapped: its frames go to the window's feed, the other envs are untouched."""
         self._pool_envs = venv
+        if self.watch is not None and getattr(venv, "local_env", None) is not None:
+            from wrappers.tap import FeedSink, Tap
+
+            sink = FeedSink(self.watch, f"{self.dir.name}: env 0 of {venv.num_envs}")
+            venv.local_env = Tap(venv.local_env, sink, every_frame=False)
         if self.curriculum is not None and self.curriculum.pool_states():
             self._push_pool()
 

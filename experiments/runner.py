@@ -78,11 +78,13 @@ def execute(run: Run, notify: Callable[[str], None] | None = None) -> str:
 
 def train(spec: ExperimentSpec, runs_dir: str | Path = "runs", name: str | None = None,
           seeds: list[int] | None = None, on_run: Callable[[Run], None] | None = None,
-          progress_cb=None, notify=None) -> list[Path]:
-    """Run the experiment once per seed; returns the run folders."""
+          progress_cb=None, notify=None, watch=None) -> list[Path]:
+    """Run the experiment once per seed; returns the run folders. ``watch``: a
+    :class:`wrappers.tap.FrameFeed` a window reads, fed by each run's env 0 (or NEAT's first worker)."""
     folders = []
     for seed in seeds or spec.seeds:
         run = Run.create(spec, seed, runs_dir, name=name, progress_cb=progress_cb)
+        run.watch = watch
         if on_run:
             on_run(run)
         folders.append(run.dir)
@@ -93,10 +95,11 @@ def train(spec: ExperimentSpec, runs_dir: str | Path = "runs", name: str | None 
 
 
 def resume(path: str | Path, overrides: list[str] | None = None, on_run=None, progress_cb=None,
-           notify=None, trust_pickles: bool = False) -> Path:
+           notify=None, trust_pickles: bool = False, watch=None) -> Path:
     """Continue a run from its newest checkpoint to its budget (or a larger one given by ``--set``); an earlier
-    version's pickled checkpoint only with ``trust_pickles``."""
+    version's pickled checkpoint only with ``trust_pickles``; ``watch`` as for :func:`train`."""
     run = Run.open(path, overrides, progress_cb=progress_cb, trust_pickles=trust_pickles)
+    run.watch = watch
     if on_run:
         on_run(run)
     execute(run, notify)

@@ -37,6 +37,12 @@ def _folder(game: str, out: str | Path | None) -> Path:
     return folder
 
 
+def save_state(game: str, name: str, state: bytes, out: str | Path | None = None) -> Path:
+    """Write a raw emulator state as ``name.state`` into the ROM store beside the game's own states (or into
+    ``out``), gzip-compressed as stable-retro's are: `roms list` shows it and any experiment starts from it."""
+    return _write(_folder(game, out), name, state)
+
+
 def _write(folder: Path, name: str, state: bytes) -> Path:
     path = folder / f"{name}.state"
     tmp = folder / f".{name}.state.tmp"

@@ -76,6 +76,20 @@ class Discretizer(gym.ActionWrapper):
         """A Discretizer for an :class:`ActionSet` (see :func:`wrappers.profile.action_set`)."""
         return cls(env, actions.masks, actions.labels, actions.macros, actions.mirrored, facing_left)
 
+    def nearest(self, held) -> int:
+        """The plain action (not a macro) closest to the buttons a person holds (a 0/1 mask): most of its
+        buttons held, a button it presses but nobody holds counting twice against it; ties go to the
+        earlier action (a set's NOOP comes first)."""
+        held = np.asarray(held, bool)
+        best, best_score = 0, None
+        for i, row in enumerate(self.masks.astype(bool)):
+            if isinstance(self._rows[i], MaskSequence):
+                continue
+            score = int((row & held).sum()) - 2 * int((row & ~held).sum())
+            if best_score is None or score > best_score:
+                best, best_score = i, score
+        return best
+
     def action(self, action):
         """Return the button mask (or macro) of a discrete action, mirrored when the fighter faces left."""
         a = int(action)

@@ -121,6 +121,11 @@ class EpisodeStats(gym.Wrapper):
         state, progress = self.env.get_wrapper_attr("state_and_progress")()
         return {"state": state, "progress": float(progress), "return": float(self._ret)}
 
+    def running(self) -> dict:
+        """The episode so far: shaped return ``r``, agent steps ``l``, emulator ``frames`` and start ``state``
+        (what a window shows while the episode is played)."""
+        return {"r": self._ret, "l": self._steps, "frames": self._frames, "state": self._state}
+
     def reset(self, **kwargs):
         """Reset and start counting."""
         obs, info = self.env.reset(**kwargs)

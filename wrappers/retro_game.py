@@ -87,6 +87,7 @@ class RetroGame(gym.Wrapper):
         self._mask_cache: dict[bytes, np.ndarray] = {}
         self._record_next: str | None = None
         self._recording = False
+        self._frame_hook = None
         self.rng = np.random.default_rng()
         x, y, w, h = self.retro.data.crop_info(0)
         # Most games have neither crop nor rotation: then the raw screen is the observation, one call less.
@@ -124,6 +125,8 @@ class RetroGame(gym.Wrapper):
             for _ in range(noops):
                 self._movie_frame(self._zero)
                 em.step()
+                if self._frame_hook is not None:
+                    self._frame_hook(self._screen())
             obs = self.retro._update_obs()
             if self.scenario:
                 self.retro.data.update_ram()
@@ -192,6 +195,15 @@ class RetroGame(gym.Wrapper):
         """Record the next episode, from its reset to the one after, as a stable-retro ``.bk2`` movie."""
         self._record_next = str(path)
 
+    def set_frame_hook(self, hook) -> None:
+        """Call ``hook(screen)`` with every emulator frame's screen as it is played (a window showing every
+        frame at the console's rate), or stop with None. Costs one screen copy a frame, only while set."""
+        self._frame_hook = hook
+
+    def screen(self) -> np.ndarray:
+        """The emulator's screen now, (H, W, 3) uint8, cropped and rotated as the observation is."""
+        return self._screen()
+
     def screen_rate(self) -> float:
         """The console's frames per second (NES 60.1, Genesis 59.9): what videos play at to be real speed."""
         return float(self.retro.em.get_screen_rate())
@@ -202,6 +214,7 @@ class RetroGame(gym.Wrapper):
             self.retro.stop_record()
         super().close()
         self._screen = None  # a bound method of the emulator: it would keep the emulator alive
+        self._frame_hook = None
 
     # ------------------------------------------------------------------ step
 
@@ -256,6 +269,8 @@ class RetroGame(gym.Wrapper):
             for mask, n in plan:
                 for _ in range(n):
                     ob, r, d, _trunc, _info = self.env.step(mask)
+                    if self._frame_hook is not None:
+                        self._frame_hook(ob)
                     reward += r
                     done = done or d
                     frames = [*frames[-1:], ob]
@@ -272,6 +287,8 @@ class RetroGame(gym.Wrapper):
                 if recording:
                     self._movie_frame(mask)
                 em.step()
+                if self._frame_hook is not None:
+                    self._frame_hook(self._screen())
                 done_frames += 1
                 if self.max_pool and done_frames == total - 1:
                     prev_screen = self._screen()
@@ -289,6 +306,8 @@ class RetroGame(gym.Wrapper):
             if recording:
                 self._movie_frame(first if i == 0 else mask)
             em.step()
+            if self._frame_hook is not None:
+                self._frame_hook(self._screen())
             if self.max_pool and i == n - 2:
                 prev_screen = self._screen()
         return self._window_end(prev_screen)
@@ -311,6 +330,8 @@ class RetroGame(gym.Wrapper):
         total, done, frames = 0.0, False, []
         for i in range(self.frame_skip):
             ob, r, done, _trunc, _info = self.env.step(first if i == 0 else mask)
+            if self._frame_hook is not None:
+                self._frame_hook(ob)
             total += r
             frames.append(ob)
         obs = np.maximum(frames[-2], frames[-1]) if self.max_pool else frames[-1]
