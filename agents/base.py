@@ -132,8 +132,9 @@ class RunContext(Protocol):
         """The training vec env, whose start-state pool a curriculum moves (``env_method("set_pool")``)."""
         ...
 
-    def start_pool(self) -> tuple[dict[str, bytes], dict[str, float], dict[str, float]] | None:
-        """A curriculum's start states now, their weights (with the real start) and offsets, or None."""
+    def start_pool(self) -> tuple[dict[str, bytes], dict[str, float], dict[str, float], dict] | None:
+        """A curriculum's start states now, their weights (with the real start), offsets and the actions
+        taken before them, or None."""
         ...
 
     def observe_curriculum(self, frames: int, episodes: Sequence[dict]) -> None:

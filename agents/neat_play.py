@@ -25,11 +25,16 @@ class Actor:
         self.scale = scale
         self.last = np.zeros(config.genome_config.num_outputs) if last_action else None
 
-    def reset(self) -> None:
-        """Start an episode: clear the network's state and the remembered action."""
+    def reset(self, last=None) -> None:
+        """Start an episode: clear the network's state and the remembered action, or remember ``last`` (the
+        action taken just before a state cut mid-episode: starting there, the network sees what it saw)."""
         self.net.reset()
         if self.last is not None:
             self.last[:] = 0.0
+            if last is not None and self.discrete:
+                self.last[int(last)] = 1.0
+            elif last is not None:
+                self.last[:] = np.asarray(last, float).ravel()[: len(self.last)] > 0.5
 
     def __call__(self, obs: np.ndarray):
         """The action for one observation."""
@@ -54,31 +59,32 @@ def play_genome(genome, env, config, discrete: bool, scale: float, last_action: 
                 ) -> tuple[float, list[dict]]:
     """Play ``episodes`` episodes; returns (mean shaped return, the ``info["episode"]`` dicts).
 
-    With ``starts`` (extra states by name, weights by name, offsets by name), the genome plays ``episodes``
-    from every weighted start instead, and its fitness is the weighted mean over the starts of its mean return
-    from each plus that start's offset (what the source episode had earned up to it, so every start scores on
-    the scale of a whole episode): every genome of a generation meets the same starts, so its fitness is a
-    fact about it, not about a draw.
+    With ``starts`` (extra states by name, weights by name, offsets by name, and the action taken just before
+    each state was cut), the genome plays ``episodes`` from every weighted start instead, and its fitness is
+    the weighted mean over the starts of its mean return from each plus that start's offset (what the source
+    episode had earned up to it, so every start scores on the scale of a whole episode): every genome of a
+    generation meets the same starts, so its fitness is a fact about it, not about a draw.
     """
     if starts is None:
         env.get_wrapper_attr("set_pool")(None)  # a worker's env keeps no states of an earlier pool
         return _play(genome, env, config, discrete, scale, last_action, episodes, None)
-    extra, weights, offsets = starts
+    extra, weights, offsets, actions = starts
     env.get_wrapper_attr("set_pool")(extra, None)
     total, eps = 0.0, []
     for name, weight in weights.items():
-        fitness, some = _play(genome, env, config, discrete, scale, last_action, episodes, name)
+        fitness, some = _play(genome, env, config, discrete, scale, last_action, episodes, name, actions.get(name))
         total += weight * (fitness + offsets.get(name, 0.0))
         eps += some
     return total / sum(weights.values()), eps
 
 
-def _play(genome, env, config, discrete, scale, last_action, episodes, state) -> tuple[float, list[dict]]:
+def _play(genome, env, config, discrete, scale, last_action, episodes, state, first=None
+          ) -> tuple[float, list[dict]]:
     actor = Actor(genome, config, discrete, scale, last_action)
     eps = []
     for _ in range(episodes):
         obs, _ = env.reset(options={"state": state} if state else None)
-        actor.reset()
+        actor.reset(first)
         while True:
             obs, _r, terminated, truncated, info = env.step(actor(obs))
             if terminated or truncated:

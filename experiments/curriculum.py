@@ -80,6 +80,7 @@ class SourceState:
     frames: int
     progress: float
     ret: float = 0.0
+    action: int | list[float] | None = None  # the action taken just before the cut
 
 
 class CurriculumError(UserError):
@@ -117,13 +118,17 @@ class Curriculum:
             self.active = True
         if not self.active or (self.frontier is not None and best["progress"] <= self.frontier):
             return False
-        usable = [c for c in best.get("cuts", [])
-                  if 0 < c["frames"] <= best["frames"] - self.s.margin_frames]
+        cuts = best.get("cuts", [])
+        # where the episode first stood at its furthest: after that it only stalled (an episode ended for
+        # making no progress spends its last seconds against the wall), and those states teach nothing new
+        reached = next((c["frames"] for c in cuts if c["progress"] >= best["progress"]), best["frames"])
+        usable = [c for c in cuts if 0 < c["frames"] <= min(best["frames"], reached) - self.s.margin_frames]
         if not usable:
             return False
         self.frontier = float(best["progress"])
         self.source = [SourceState(f"{PREFIX}p{c['progress']:07.1f}-f{c['frames']:06d}", int(c["frames"]),
-                                   float(c["progress"]), float(c.get("return", 0.0))) for c in usable]
+                                   float(c["progress"]), float(c.get("return", 0.0)), c.get("action"))
+                       for c in usable]
         self.states = {s.name: c["state"] for s, c in zip(self.source, usable)}
         self.step = 0
         self.last_rate = None
@@ -190,6 +195,11 @@ class Curriculum:
         not drop when the pool starts or moves (elitism, the champion and stagnation compare across it)."""
         return {n: self._by_name(n).ret for n in self.pool_states()}
 
+    def actions(self) -> dict[str, int | list[float] | None]:
+        """The action the source episode took just before each pool state (a policy that sees its last
+        action starts there seeing it, as it did when the state was cut)."""
+        return {n: self._by_name(n).action for n in self.pool_states()}
+
     def scalars(self) -> dict[str, float]:
         """What TensorBoard shows under ``curriculum/``."""
         out = {"curriculum/active": float(self.active), "curriculum/states": float(len(self.pool_states())),
@@ -231,8 +241,8 @@ class Curriculum:
         try:
             if not isinstance(doc, dict) or doc.get("format") != FORMAT:
                 raise ValueError(f"format {doc.get('format')!r}, expected {FORMAT}")
-            source = [SourceState(str(s["name"]), int(s["frames"]), float(s["progress"]), float(s.get("ret", 0)))
-                      for s in doc["source"]]
+            source = [SourceState(str(s["name"]), int(s["frames"]), float(s["progress"]), float(s.get("ret", 0)),
+                                  _action(s.get("action"))) for s in doc["source"]]
             states = {}
             for s in source:
                 if not s.name.startswith(PREFIX) or "/" in s.name or "\\" in s.name:
@@ -257,3 +267,13 @@ class Curriculum:
                                   f"{fix}") from None
 
 __all__ = ["Curriculum", "CurriculumError", "CurriculumSettings", "SourceState", "is_curriculum_state"]
+
+
+def _action(value):
+    """An action as saved in curriculum.json: an index, a list of button values, or None."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, list) and len(value) <= 64 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                           for v in value):
+        return [float(v) for v in value]
+    raise ValueError(f"bad action {value!r}")

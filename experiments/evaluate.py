@@ -241,7 +241,9 @@ class Evaluator:
             bk2_keep: ``all`` movies, or only the ``best`` episode's (highest return).
             episodes: this many instead of the protocol's.
             cut_every: every this many emulator frames, keep the emulator's state: an episode's record gets
-                ``cuts``: ``{frames, progress, return, state}`` from its start (a curriculum's source).
+                ``cuts``: ``{frames, progress, return, state, action}`` from its start (a curriculum's source;
+                ``action`` is the one taken just before the cut, the memory a policy that sees its last
+                action needs there).
             window: an :class:`experiments.watch.Window` that shows every frame as it is played (the env must be
                 ``local``); its next-episode key cuts an episode short (its index goes to ``skipped``, its record
                 nowhere), its quit key ends the evaluation with the episodes played to their end.
@@ -281,12 +283,14 @@ class Evaluator:
                     venv.env_method("record_next", str(movie.resolve()))
                 obs = venv.reset()
                 state, start = None, np.ones((1,), dtype=bool)
-                frames0, cuts = venv.frames, []
+                frames0, cuts, last = venv.frames, [], None
                 while True:
                     if cut_every and venv.frames - frames0 >= len(cuts) * cut_every:
-                        cuts.append({"frames": venv.frames - frames0, **venv.env_method("snapshot")[0]})
+                        cuts.append({"frames": venv.frames - frames0, **venv.env_method("snapshot")[0],
+                                     "action": last})
                     action, state = policy.predict(obs, state=state, episode_start=start,
                                                    deterministic=self.deterministic)
+                    last = np.asarray(action[0]).tolist() if cut_every else None
                     obs, _reward, done, infos = venv.step(action)
                     if writer and not done[0]:  # after done the env shows the next episode's first frame
                         writer.add(venv.get_images()[0])

@@ -252,13 +252,13 @@ class Run:
         if self.curriculum is not None and self.curriculum.pool_states():
             self._push_pool()
 
-    def start_pool(self) -> tuple[dict[str, bytes], dict[str, float], dict[str, float]] | None:
+    def start_pool(self) -> tuple[dict[str, bytes], dict[str, float], dict[str, float], dict] | None:
         """The curriculum's pool now (extra states; weights by name, the real start's included; each state's
-        offset, :meth:`Curriculum.offsets`), or None when training starts from the configured states alone
-        (NEAT plays every start of it with every genome)."""
+        offset, :meth:`Curriculum.offsets`; the action taken before each, :meth:`Curriculum.actions`), or
+        None when training starts from the configured states alone (NEAT plays every start with every genome)."""
         if self.curriculum is None or not self.curriculum.pool_states():
             return None
-        return (*self.curriculum.pool(), self.curriculum.offsets())
+        return (*self.curriculum.pool(), self.curriculum.offsets(), self.curriculum.actions())
 
     def observe_curriculum(self, frames: int, episodes: Sequence[dict]) -> None:
         """Episodes from the curriculum's states: they decide its backward step."""
