@@ -311,7 +311,7 @@ def test_a_dead_ray_node_ends_the_run_with_its_checkpoint_and_the_resume_command
         assert "every NEAT worker on Ray was lost" in text and "none could start again within 60 s" in text
         assert f"continue with `retrodojo train --resume {run}`" in text, text[-3000:]
         ckpt = sorted((run / "checkpoints").iterdir())[-1]
-        assert (ckpt / "population.pkl.gz").is_file()
+        assert (ckpt / "population.json.gz").is_file()
         print(f"the run ended {took:.0f} s after its Ray node died")
 
         done = int(max(v for _, v in tb_scalars(run, "neat/generation")))
