@@ -233,16 +233,10 @@ class _LocalWorker:
 
     def exit_reason(self) -> str:
         """How the process ended, for the log."""
+        from wrappers.vec_env import exit_reason
+
         self.proc.join(timeout=5)
-        code = self.proc.exitcode
-        if code is None:
-            return "not answering"
-        if code < 0:
-            try:
-                return f"killed by {signal.Signals(-code).name}"
-            except ValueError:
-                return f"killed by signal {-code}"
-        return f"exit code {code}"
+        return "not answering" if self.proc.exitcode is None else exit_reason(self.proc.exitcode)
 
     def close(self, timeout: float = 5.0) -> None:
         """Ask the worker to exit; terminate it if it does not."""

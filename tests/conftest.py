@@ -57,3 +57,32 @@ def tb_scalars(run: Path, tag: str) -> list[tuple[int, float]]:
     from experiments.run import read_scalars
 
     return read_scalars(run, tag)
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc: the env workers are children of the forkserver)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def tiny_neat_experiment(path: Path, name: str, generations: int = 2, seed: int = 2) -> Path:
+    """A NEAT experiment of a few tiny generations on 1-1's tile grid (pop 6, 2 workers), written to ``path``."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({
+        "name": name, "game": "SuperMarioBros-Nes", "state": "Level1-1", "profile": "smb",
+        "env": {"actions": "right_only", "obs": "tiles", "frame_stack": 1, "stuck_frames": 120},
+        "agent": {"algo": "neat", "config": "smb", "pop_size": 6, "workers": 2, "last_action": True},
+        "budget": {"frames": 10_000_000, "generations": generations}, "seeds": [seed],
+        "eval": {"every_frames": 10**9, "episodes": 1}}))
+    return path

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from conftest import smb_spec
+from conftest import smb_spec, tiny_neat_experiment
 
 from experiments.cli import main
 from wrappers import make_env, roms
@@ -19,13 +18,7 @@ from wrappers import make_env, roms
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("states")
-    exp = tmp / "s.yaml"
-    exp.write_text(yaml.safe_dump({
-        "name": "st", "game": "SuperMarioBros-Nes", "state": "Level1-1", "profile": "smb",
-        "env": {"actions": "right_only", "obs": "tiles", "frame_stack": 1, "stuck_frames": 120},
-        "agent": {"algo": "neat", "config": "smb", "pop_size": 6, "workers": 2, "last_action": True},
-        "budget": {"frames": 10_000_000, "generations": 2}, "seeds": [2],
-        "eval": {"every_frames": 10**9, "episodes": 1}}))
+    exp = tiny_neat_experiment(tmp / "s.yaml", "st")
     assert main(["train", str(exp), "--runs-dir", str(tmp / "runs")]) == 0
     (run,) = (tmp / "runs" / "st").iterdir()
     return run

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import meta, one_run, tb_scalars
+from conftest import descendants, meta, one_run, tb_scalars
 
 import agents.base as agents
 from experiments.cli import main
@@ -161,21 +161,6 @@ def test_sigkill_during_training_resumes_from_last_checkpoint(tmp_path):
     assert any(s > resumed_from for s in steps)
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (read from /proc: the env workers are children of the forkserver)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 @pytest.mark.slow
@@ -191,7 +176,7 @@ def test_a_killed_env_worker_ends_the_run_with_a_checkpoint_and_it_resumes(tmp_p
             assert proc.poll() is None and time.time() < end, log.read_text()
             time.sleep(0.5)
         # the env workers hold an emulator each; the forkserver and resource tracker do not
-        workers = [p for p in _descendants(proc.pid) if "stable_retro" in Path(f"/proc/{p}/maps").read_text()]
+        workers = [p for p in descendants(proc.pid) if "stable_retro" in Path(f"/proc/{p}/maps").read_text()]
         assert workers, log.read_text()
         os.kill(workers[0], signal.SIGKILL)
         rc = proc.wait(timeout=120)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import meta, one_run, smb_spec
+from conftest import descendants, meta, one_run, smb_spec, tiny_neat_experiment
 
 from experiments.cli import main
 from wrappers import roms
@@ -65,20 +65,6 @@ def xserver(tmp_path_factory):
     proc.wait(timeout=10)
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
 
 
 class Shown:
@@ -98,7 +84,7 @@ class Shown:
 
     def windows(self) -> list[str]:
         """The visible windows of the command and its child processes (a training window has its own)."""
-        return [w for p in _descendants(self.proc.pid) for w in self.xdo("search", "--onlyvisible", "--pid",
+        return [w for p in descendants(self.proc.pid) for w in self.xdo("search", "--onlyvisible", "--pid",
                                                                          str(p)).split()]
 
     def window(self, timeout: float = 120) -> str:
@@ -232,13 +218,7 @@ def test_replay_watch_pauses_steps_speeds_up_and_quits(xserver, movie):
 def neat_run(tmp_path_factory) -> Path:
     """A NEAT run of two tiny generations on 1-1's tile grid, trained headless."""
     tmp = tmp_path_factory.mktemp("watch_neat")
-    exp = tmp / "w.yaml"
-    exp.write_text(yaml.safe_dump({
-        "name": "wn", "game": "SuperMarioBros-Nes", "state": "Level1-1", "profile": "smb",
-        "env": {"actions": "right_only", "obs": "tiles", "frame_stack": 1, "stuck_frames": 120},
-        "agent": {"algo": "neat", "config": "smb", "pop_size": 6, "workers": 2, "last_action": True},
-        "budget": {"frames": 10_000_000, "generations": 2}, "seeds": [2],
-        "eval": {"every_frames": 10**9, "episodes": 1}}))
+    exp = tiny_neat_experiment(tmp / "w.yaml", "wn")
     assert main(["train", str(exp), "--runs-dir", str(tmp / "runs")]) == 0
     return one_run(tmp / "runs")
 

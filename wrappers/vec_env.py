@@ -44,7 +44,8 @@ class EnvWorkerError(RuntimeError):
     """An env worker process died or raised; the message names the worker and what happened."""
 
 
-def _exit_reason(code: int | None) -> str:
+def exit_reason(code: int | None) -> str:
+    """How a worker process ended, for a message: still running, killed by a signal, or its exit code."""
     if code is None:
         return "still running"
     if code < 0:
@@ -136,7 +137,7 @@ def _raise_if_dead(processes):
     def check() -> None:
         dead = [p for p in processes if not p.is_alive()]
         if dead:
-            raise EnvWorkerError(f"an env worker process (pid {dead[0].pid}) died: {_exit_reason(dead[0].exitcode)}")
+            raise EnvWorkerError(f"an env worker process (pid {dead[0].pid}) died: {exit_reason(dead[0].exitcode)}")
 
     return check
 
@@ -289,7 +290,7 @@ class RetroVecEnv(VecEnv):
         while not remote.poll(1.0):
             proc = self.processes[self._remote_ids.index(i)]
             if not proc.is_alive():
-                raise EnvWorkerError(f"env worker {i} (pid {proc.pid}) died: {_exit_reason(proc.exitcode)}")
+                raise EnvWorkerError(f"env worker {i} (pid {proc.pid}) died: {exit_reason(proc.exitcode)}")
         return remote.recv()
 
     def _pipe(self, i: int, cmd: str, data=None):
