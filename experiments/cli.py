@@ -745,6 +745,11 @@ def cmd_demo(args) -> int:
                                    greedy=True, checkpoint="final", state=None, bk2=False, set=[], device="auto",
                                    trust_pickles=False, watch=False, paused=False, scale=3)
     cmd_evaluate(eval_args)
+    shipped = Path(__file__).resolve().parent.parent / "models" / "smb_neat_1-1"
+    if (shipped / "agent.json").is_file():  # a checkout ships the champion that cleared 1-1 (models/README.md)
+        console.print(f"and the shipped champion that clears 1-1 ({shipped}):")
+        cmd_evaluate(argparse.Namespace(**{**vars(eval_args), "run": str(shipped),
+                                           "video": str(folder / "eval" / "shipped_champion.mp4")}))
     console.print(f"run folder: [bold]{folder}[/]")
     console.print(f"curves: [bold].venv/bin/tensorboard --logdir {args.runs_dir}[/] (or `make tensorboard`)")
     return 0
