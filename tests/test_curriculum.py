@@ -338,3 +338,35 @@ def test_the_champion_is_a_genome_that_reached_the_goal_from_the_real_start():
     assert agent.pick_champion(fittest) is solver  # the fittest of those who did
     agent._solvers = [solver, fittest]
     assert agent.pick_champion(fittest) is fittest
+
+
+def test_from_a_cut_state_a_ram_observer_replays_the_episode_exactly(smb_run):
+    """With tile (RAM) observations an added state starts without RetroEnv.reset's extra no-button frame, so
+    the same actions from there give the same episode as the one it was cut from, frame for frame."""
+    from experiments.evaluate import Evaluator
+    from wrappers import make_env
+
+    spec = smb_spec(obs="tiles", frame_stack=1, stuck_frames=None)
+    ev = Evaluator(spec, episodes=1)
+    try:
+        (episode,) = ev.run(_Scripted(smb_run[:150]), cut_every=160)["episodes"]
+    finally:
+        ev.close()
+    with make_env(spec) as env:
+        env.reset()
+        x0, xs = _x(env), []
+        for a in smb_run[:150]:
+            env.step(a)
+            xs.append(_x(env) - x0)
+        cuts = episode["cuts"][1:4]  # frames 160, 320, 480: steps 40, 80, 120 of the 150 played
+        env.get_wrapper_attr("set_pool")({f"curriculum-{i}": c["state"] for i, c in enumerate(cuts)}, None)
+        for i, c in enumerate(cuts):
+            env.reset(options={"state": f"curriculum-{i}"})
+            step = c["frames"] // 4
+            assert _x(env) - x0 == c["progress"] == xs[step - 1]  # where it was cut, not a frame later
+            replay = []
+            for a in smb_run[step:min(step + 30, 150)]:
+                env.step(a)
+                replay.append(_x(env) - x0)
+            assert replay == xs[step:min(step + 30, 150)], f"the episode from the state cut at frame {c['frames']} went " \
+                                                 "another way"

@@ -54,7 +54,8 @@ def make_env(spec: EnvSpec | dict, seed: int | None = None, profile=None) -> gym
                              sticky_prob=spec.sticky_prob, states=states, noop_max=spec.noop_max,
                              state_weights=spec.state_weights,
                              failure_weighting=spec.pool_weighting == "failures",
-                             scenario=profile.needs_scenario(), fast=spec.fast)
+                             scenario=profile.needs_scenario(), fast=spec.fast,
+                             exact_added=spec.obs in ("tiles", "ram"))
     set_name = spec.actions or profile.default_actions
     if set_name in (None, "buttons"):
         env = ButtonActions(env)

@@ -50,6 +50,9 @@ class RetroGame(gym.Wrapper):
         scenario: compute the scenario's reward and done flag (see above).
         fast: skip screen and RAM copies on intermediate frames. ``False`` runs ``RetroEnv.step`` on every
             frame instead; both give identical observations, rewards and done flags.
+        exact_added: start an added state (:meth:`set_pool`) exactly where it was cut, without the no-button
+            frame ``RetroEnv.reset`` plays; the first picture is then stale, so only for observations read
+            from RAM (tiles, ram).
 
     Example:
         >>> env = RetroGame(stable_retro.make("Airstriker-Genesis-v0", render_mode=None), frame_skip=4)
@@ -58,7 +61,7 @@ class RetroGame(gym.Wrapper):
     def __init__(self, env: stable_retro.RetroEnv, frame_skip: int = 4, max_pool: bool = True,
                  sticky_prob: float = 0.0, states: list[str] | None = None, noop_max: int = 0,
                  state_weights: list[float] | None = None, failure_weighting: bool = False,
-                 scenario: bool = False, fast: bool = True):
+                 scenario: bool = False, fast: bool = True, exact_added: bool = False):
         if not isinstance(env.unwrapped, stable_retro.RetroEnv):
             raise TypeError(f"RetroGame requires a stable_retro.RetroEnv, got {type(env.unwrapped).__name__}")
         if frame_skip < 1:
@@ -73,6 +76,7 @@ class RetroGame(gym.Wrapper):
         self.noop_max = noop_max
         self.scenario = scenario
         self.fast = fast
+        self.exact_added = exact_added
         self.n_buttons = self.retro.num_buttons
         self.action_space = gym.spaces.MultiBinary(self.n_buttons)
         self._states: dict[str, bytes] = {}
@@ -117,6 +121,13 @@ class RetroGame(gym.Wrapper):
             self.retro.record_movie(self._record_next)
             self._record_next, self._recording = None, True
         obs, info = self.env.reset(seed=seed, options=options)
+        if self.exact_added and is_added_state(self.state_name):
+            # RetroEnv.reset plays a frame without buttons after loading a state; an added state was cut from
+            # an episode at a window's start, and only without that frame does its episode go on as it did
+            # there. The emulator restores RAM but not the picture: for RAM or tile observations only.
+            self.retro.em.set_state(self._states[self.state_name])
+            self.retro.data.reset()
+            self.retro.data.update_ram()
         self._prev_mask = self._zero
         noops = int(self.rng.integers(self.noop_max + 1)) if self.noop_max else 0
         if noops:
