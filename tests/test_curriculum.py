@@ -368,5 +368,5 @@ def test_from_a_cut_state_a_ram_observer_replays_the_episode_exactly(smb_run):
             for a in smb_run[step:min(step + 30, 150)]:
                 env.step(a)
                 replay.append(_x(env) - x0)
-            assert replay == xs[step:min(step + 30, 150)], f"the episode from the state cut at frame {c['frames']} went " \
-                                                 "another way"
+            assert replay == xs[step:min(step + 30, 150)], f"from the state cut at {c['frames']} frames the " \
+                                                              "episode went another way"
