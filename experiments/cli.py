@@ -485,9 +485,8 @@ def cmd_report(args) -> int:
     """Remake the tables and plots of a results document from the runs and benchmark files it names."""
     from experiments.report import report
 
-    new, count = report(args.doc, args.root, check=args.check)
     if args.check:
-        old = Path(args.doc).read_text()
+        new, count, old = report(args.doc, args.root, check=True)
         if new != old:
             import difflib
 
@@ -498,6 +497,7 @@ def cmd_report(args) -> int:
             return 1
         console.print(f"{args.doc}: {count} tables match the record.")
         return 0
+    _new, count = report(args.doc, args.root)
     console.print(f"{args.doc}: {count} tables remade.")
     return 0
 

@@ -162,14 +162,15 @@ def render(command: str, root: Path, plots: bool = True) -> str:
     return KINDS[words[0]](args, root, plots)
 
 
-def report(doc: str | Path, root: str | Path = ".", check: bool = False) -> tuple[str, int]:
-    """Remake every block of ``doc``; returns (the new text, the number of blocks). Unless ``check``, the
-    document is rewritten (plots always are: a check must not depend on image bytes)."""
+def report(doc: str | Path, root: str | Path = ".", check: bool = False) -> tuple:
+    """Remake every block of ``doc``; returns (the new text, the number of blocks) and, with ``check``, the
+    text as it is, unchanged on disk (plots are written only without ``check``: a check must not depend on
+    image bytes)."""
+    from wrappers.errors import read_text_file
+
     doc, root = Path(doc), Path(root)
-    try:
-        text = doc.read_text()
-    except OSError as e:
-        raise UserError(f"report: cannot read {doc} ({e.strerror or e}).") from None
+    text = read_text_file(doc, "results document", "Give a markdown file such as docs/results.md, whose "
+                          "`<!-- report: ... -->` blocks name the runs of the record.")
     count = 0
 
     def one(m: re.Match) -> str:
@@ -178,6 +179,8 @@ def report(doc: str | Path, root: str | Path = ".", check: bool = False) -> tupl
         return m.group(1) + render(m.group("cmd"), root, plots=not check) + m.group(4)
 
     new = BLOCK.sub(one, text)
+    if check:
+        return new, count, text
     if not check and new != text:
         doc.write_text(new)
     return new, count

@@ -77,6 +77,10 @@ def test_a_bad_block_is_one_paragraph(tmp_path, capsys):
     doc.write_text("<!-- report: compare results/none --at 5 --window -->\n<!-- /report -->\n")
     assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
     assert "cannot read the block" in capsys.readouterr().err
+    doc.write_bytes(b"\x00\xbb" + bytes(range(256)))
+    for args in ([str(doc)], [str(doc), "--check"], [str(tmp_path)]):
+        assert main(["report", *args, "--root", str(tmp_path)]) == 2
+        assert "not a results document" in capsys.readouterr().err
     # a block whose runs are not in the record yet says so (a campaign fills it over several sittings)
     doc.write_text("<!-- report: compare results/none -->\n<!-- /report -->\n")
     assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
