@@ -84,8 +84,8 @@ class Shown:
 
     def windows(self) -> list[str]:
         """The visible windows of the command and its child processes (a training window has its own)."""
-        return [w for p in descendants(self.proc.pid) for w in self.xdo("search", "--onlyvisible", "--pid",
-                                                                         str(p)).split()]
+        pids = [self.proc.pid, *descendants(self.proc.pid)]
+        return [w for p in pids for w in self.xdo("search", "--onlyvisible", "--pid", str(p)).split()]
 
     def window(self, timeout: float = 120) -> str:
         end = time.monotonic() + timeout
