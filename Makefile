@@ -22,7 +22,7 @@ demo: install
 	$(VENV)/bin/retrodojo demo --minutes 5
 
 test: install
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
 
 bench: install
 	$(PY) benchmarks/env_throughput.py
