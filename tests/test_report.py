@@ -95,3 +95,28 @@ def test_the_committed_results_match_the_committed_record(capsys):
     # and there is something to check: the record's claims are in report blocks
     assert "tables match the record" in capsys.readouterr().out
     assert (REPO / "docs" / "results.md").read_text().count("<!-- report: ") >= 2
+
+
+def test_recording_thins_only_the_tags_over_the_limit_and_says_so(tmp_path):
+    import importlib.util
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from experiments.run import read_scalars
+
+    spec = importlib.util.spec_from_file_location("record_run", REPO / "scripts" / "record_run.py")
+    record_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record_run)
+    src = tmp_path / "run" / "tb"
+    w = SummaryWriter(str(src))
+    for i in range(50):
+        w.add_scalar("train/episode_progress", float(i * i), i * 10)
+        if i % 10 == 0:
+            w.add_scalar("eval/progress", float(i), i * 10)
+    w.close()
+    thinned = record_run.thin_events(src, tmp_path / "rec" / "tb", max_points=8)
+    assert thinned == {"train/episode_progress": [8, 50]}
+    kept = read_scalars(tmp_path / "rec", "train/episode_progress")
+    assert len(kept) == 8 and kept[0] == (0, 0.0) and kept[-1] == (490, 2401.0)
+    assert all(v == (s // 10) ** 2 for s, v in kept)
+    assert read_scalars(tmp_path / "rec", "eval/progress") == read_scalars(tmp_path / "run", "eval/progress")
