@@ -33,14 +33,29 @@ from multiprocessing.connection import wait as wait_any
 from typing import Any, Protocol
 
 from agents.base import WorkersLost
+from agents.errors import AgentError
 
 Task = tuple[int, Any, int, Any]  # (genome key, genome, episodes, shared starts or None: see play_genome)
 Result = tuple[int, float, list[dict]]  # (genome key, fitness, the info["episode"] records)
 
 #: Deaths of the worker playing a genome (alone) after which the genome is not played again.
 MAX_DEATHS = 2
-#: Seconds a replacement worker may take to start (be placed on a node, make its env) before it is given up.
+#: Seconds a replacement worker may take to start (be placed on a node, make its env) before it is given up;
+#: the environment variable RETRODOJO_RAY_PLACEMENT_TIMEOUT changes it (a cluster that scales up slowly).
 PLACEMENT_TIMEOUT_S = 60.0
+
+
+def ray_placement_timeout() -> float:
+    """Seconds a Ray worker may take to start: $RETRODOJO_RAY_PLACEMENT_TIMEOUT, else PLACEMENT_TIMEOUT_S."""
+    raw = os.environ.get("RETRODOJO_RAY_PLACEMENT_TIMEOUT", "").strip()
+    try:
+        value = float(raw) if raw else PLACEMENT_TIMEOUT_S
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise AgentError(f"RETRODOJO_RAY_PLACEMENT_TIMEOUT={raw!r}: give the seconds a Ray worker may take to "
+                         f"start, a positive number (unset: {PLACEMENT_TIMEOUT_S:g}).")
+    return value
 
 
 @dataclass
@@ -417,14 +432,14 @@ class RayBackend(_Backend):
 
     def __init__(self, setup: WorkerSetup, workers: int, address: str | None = "auto",
                  resources: dict[str, float] | None = None, batch_share: int = 4, max_deaths: int = MAX_DEATHS,
-                 placement_timeout: float = PLACEMENT_TIMEOUT_S):
+                 placement_timeout: float | None = None):
         import ray
 
         super().__init__(max_deaths)
         connect_ray(address)
         self.setup = setup
         self.batch_share = batch_share
-        self.placement_timeout = placement_timeout
+        self.placement_timeout = placement_timeout if placement_timeout is not None else ray_placement_timeout()
         self.resources = resources or {}
         # no task events: they are the dashboard's, and every batch would send some to the GCS
         self._actor_cls = ray.remote(num_cpus=1, resources=self.resources, max_restarts=0,

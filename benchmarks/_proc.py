@@ -22,3 +22,31 @@ def run_isolated(target, *args):
                                        f"(exit code {p.exitcode}); its error is above") from None
     finally:
         p.join(timeout=60)
+
+
+def stamp() -> dict:
+    """When and where a measurement ran, for its JSON output: a re-run is held against the same machine."""
+    import os
+    import platform
+    import subprocess
+    import time
+
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem = float("nan")
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": f"{os.cpu_count()} CPUs ({model or platform.machine()}), {mem:.0f} GiB, "
+                       f"{platform.system()} {platform.release()}",
+            "load_1min_at_end": round(os.getloadavg()[0], 2), "git_commit": commit or "unknown"}

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _proc import run_isolated  # noqa: E402
+from _proc import run_isolated, stamp  # noqa: E402
 
 from wrappers.vec_env import cores  # noqa: E402
 
@@ -218,7 +218,7 @@ def main() -> None:
         "async_ratio_vs_limit": round(fps["async"] / limit, 3),
     }
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps({**stamp(), **out}, indent=2))
         return
     print(f"SMB {STATE}, frame skip {SKIP}, 84x84x4, {args.workers} workers, {seconds:.0f} s each")
     print(f"{'stack':<10}{'frames/s':>12}{'vs limit':>10}")

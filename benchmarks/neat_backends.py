@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _proc import run_isolated  # noqa: E402
+from _proc import run_isolated, stamp  # noqa: E402
 
 
 def _run(backend: str, generations: int, workers: int, q) -> None:
@@ -104,7 +104,7 @@ def main() -> None:
             "same_champions": same,
             "worker_seconds_per_genome": round(statistics.median(evals["local"]) * workers / 100, 4)}
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps({**stamp(), **out}, indent=2))
         return
     for workers, w in out["by_workers"].items():
         print(f"NEAT smb_neat, population 100, {workers} workers, {args.rounds} rounds x "

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _proc import run_isolated  # noqa: E402
+from _proc import run_isolated, stamp  # noqa: E402
 
 TUTORIAL_SECONDS = 165.0
 
@@ -148,7 +148,7 @@ def main() -> None:
         "activation_speedups": [round(a["speedup"], 1) for a in acts],
     }
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps({**stamp(), **out}, indent=2))
         return
     print(f"NEAT, tutorial settings, SMB 1-1, population 30, 840 inputs, 2 workers: "
           f"{out['seconds_per_generation']:.1f} s per generation (median of {len(secs)}; the tutorial: "

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _proc import run_isolated  # noqa: E402
+from _proc import run_isolated, stamp  # noqa: E402
 
 HYPER = dict(n_steps=128, batch_size=32, n_epochs=4, gamma=0.99, gae_lambda=0.95, clip_range=0.1, ent_coef=0.01)
 N_ENVS, SKIP = 8, 4
@@ -101,7 +101,7 @@ def main() -> None:
            "runs": {k: [round(x, 1) for x in v] for k, v in runs.items()},
            "ratio_vs_example": round(med["retrodojo"] / med["example"], 3)}
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps({**stamp(), **out}, indent=2))
         return
     print(f"PPO training on SMB 1-1, example hyperparameters, {N_ENVS} envs, {rounds} round(s) of {rollouts} rollouts")
     for k in ("example", "retrodojo"):

@@ -126,8 +126,24 @@ def runs_block(args, root: Path, plots: bool = True) -> str:
     return (note.lstrip("\n") + "\n" if missing else "") + _table(header, rows)
 
 
+def _flat(data: dict, prefix: str = "") -> list[list[str]]:
+    """``[key, value]`` rows of a benchmark's JSON: nested keys dotted, a long list as its count and median."""
+    rows = []
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            rows += _flat(v, key + ".")
+        elif isinstance(v, list) and len(v) > 12 and all(isinstance(x, (int, float)) for x in v):
+            rows.append([key, f"{len(v)} values, median {_fmt(float(np.median(v)))}"])
+        elif isinstance(v, list):
+            rows.append([key, ", ".join(_fmt(x) if isinstance(x, (int, float)) else str(x) for x in v)])
+        else:
+            rows.append([key, _fmt(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)])
+    return rows
+
+
 def bench_block(args, root: Path, plots: bool = True) -> str:
-    """The ``bench`` block: a benchmark's JSON output (one level of keys; lists joined)."""
+    """The ``bench`` block: a benchmark's JSON output as rows of its keys (nested ones dotted)."""
     out = []
     for p in args.paths:
         path = root / p
@@ -137,10 +153,7 @@ def bench_block(args, root: Path, plots: bool = True) -> str:
             raise UserError(f"report: {path} is not a benchmark's JSON output ({e}).") from None
         if not isinstance(data, dict):
             raise UserError(f"report: {path} holds JSON but not a benchmark's output (a mapping of figures).")
-        rows = [[str(k), ", ".join(_fmt(x) if isinstance(x, (int, float)) else str(x) for x in v)
-                 if isinstance(v, list) else _fmt(v) if isinstance(v, (int, float)) else str(v)]
-                for k, v in data.items() if not isinstance(v, dict)]
-        out.append(f"`{p}`:\n\n" + _table(["key", "value"], rows))
+        out.append(f"`{p}`:\n\n" + _table(["key", "value"], _flat(data)))
     return "\n".join(out)
 
 

@@ -284,7 +284,9 @@ def test_a_dead_ray_node_ends_the_run_with_its_checkpoint_and_the_resume_command
     temps = [Path(tempfile.mkdtemp(prefix="rdj-")) for _ in range(2)]  # a Ray of its own, away from others'
     started = []
     try:
-        env = dict(os.environ, RAY_TMPDIR=str(temps[0]), RAY_USAGE_STATS_ENABLED="0")
+        # 15 s for a replacement worker instead of 60: the test waits that long after the kill
+        env = dict(os.environ, RAY_TMPDIR=str(temps[0]), RAY_USAGE_STATS_ENABLED="0",
+                   RETRODOJO_RAY_PLACEMENT_TIMEOUT="15")
         with log.open("w") as out:
             proc = subprocess.Popen([*cmd, "train", str(exp), "--runs-dir", str(runs)], cwd=ROOT, env=env,
                                     stdout=out, stderr=subprocess.STDOUT)
@@ -308,7 +310,7 @@ def test_a_dead_ray_node_ends_the_run_with_its_checkpoint_and_the_resume_command
         run = next(runs.glob("*/*/meta.json")).parent
         m = meta(run)
         assert m["status"] == "failed" and "every NEAT worker on Ray was lost" in m["error"]
-        assert "every NEAT worker on Ray was lost" in text and "none could start again within 60 s" in text
+        assert "every NEAT worker on Ray was lost" in text and "none could start again within 15 s" in text
         assert f"continue with `retrodojo train --resume {run}`" in text, text[-3000:]
         ckpt = sorted((run / "checkpoints").iterdir())[-1]
         assert (ckpt / "population.json.gz").is_file()
@@ -423,3 +425,17 @@ def test_tuning_trials_as_ray_tasks_share_the_study(cluster, tmp_path):
 
     rows = list(csv.DictReader((folder / "trials.csv").open()))
     assert len(rows) == 2 and {r["state"] for r in rows} == {"COMPLETE"} and (folder / "best.yaml").is_file()
+
+
+def test_the_placement_timeout_is_read_from_the_environment_and_checked(monkeypatch):
+    from agents.errors import AgentError
+    from agents.neat_backends import PLACEMENT_TIMEOUT_S, ray_placement_timeout
+
+    monkeypatch.delenv("RETRODOJO_RAY_PLACEMENT_TIMEOUT", raising=False)
+    assert ray_placement_timeout() == PLACEMENT_TIMEOUT_S == 60.0
+    monkeypatch.setenv("RETRODOJO_RAY_PLACEMENT_TIMEOUT", "240")
+    assert ray_placement_timeout() == 240.0
+    for bad in ("0", "-5", "soon", "nan", "inf"):
+        monkeypatch.setenv("RETRODOJO_RAY_PLACEMENT_TIMEOUT", bad)
+        with pytest.raises(AgentError, match="RETRODOJO_RAY_PLACEMENT_TIMEOUT"):
+            ray_placement_timeout()
