@@ -250,3 +250,13 @@ def test_demo_trains_then_films_the_champion(tmp_path, capsys):
     assert m["status"] == "finished" and m["end_message"] == "time budget of 0.1 min reached"
     videos = list((run / "eval").glob("*.mp4"))
     assert len(videos) == 1 and videos[0].stat().st_size > 10_000
+
+
+def test_the_shipped_champion_reaches_the_flag_of_1_1(tmp_path, capsys):
+    import shutil
+
+    shipped = Path(__file__).resolve().parent.parent / "models" / "smb_neat_1-1"
+    agent = shutil.copytree(shipped, tmp_path / "smb_neat_1-1")  # evaluate writes beside the agent
+    assert main(["evaluate", str(agent), "--episodes", "1", "--json"]) == 0
+    (episode,) = json.loads(capsys.readouterr().out)["episodes"]
+    assert episode["success"] and episode["reason"] == "success" and episode["progress"] >= 3000
