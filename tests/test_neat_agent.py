@@ -248,8 +248,11 @@ def test_demo_trains_then_films_the_champion(tmp_path, capsys):
     assert f"runfolder:{run}" in "".join(out.split()) and "tensorboard --logdir" in out  # rich wraps lines
     m = meta(run)
     assert m["status"] == "finished" and m["end_message"] == "time budget of 0.1 min reached"
-    videos = list((run / "eval").glob("*.mp4"))
-    assert len(videos) == 1 and videos[0].stat().st_size > 10_000
+    videos = sorted((run / "eval").glob("*.mp4"), key=lambda v: v.name == "shipped_champion.mp4")
+    # its own champion first, then the shipped one that clears 1-1 (models/smb_neat_1-1) to the flag
+    assert len(videos) == 2 and videos[1].name == "shipped_champion.mp4", videos
+    assert all(v.stat().st_size > 10_000 for v in videos)
+    assert "shipped champion that clears 1-1" in " ".join(out.split())
 
 
 def test_the_shipped_champion_reaches_the_flag_of_1_1(tmp_path, capsys):
