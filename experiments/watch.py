@@ -47,6 +47,10 @@ HELP = {
 }
 
 
+#: Attempts at connecting to the display before a window gives up.
+DISPLAY_TRIES = 3
+
+
 def require_display(what: str) -> None:
     """Raise a one-line UserError when ``what`` cannot open a window here: no display, or no pygame."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -106,14 +110,20 @@ class Window:
         if sys.platform.startswith("linux") and not os.environ.get("SDL_VIDEODRIVER"):
             # the display the environment names: SDL would otherwise fall back to drawing nowhere ("offscreen")
             os.environ["SDL_VIDEODRIVER"] = "x11" if os.environ.get("DISPLAY") else "wayland"
-        try:
-            pg.display.init()
-            if pg.display.get_driver() in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
-                raise pg.error(f"SDL found no display, only its {pg.display.get_driver()} driver")
-        except pg.error as e:
-            pg.display.quit()
-            raise UserError(f"cannot open a window: {e} (DISPLAY={os.environ.get('DISPLAY', '')}); see "
-                            "docs/watch.md for a desktop or WSL.") from None
+        for attempt in range(DISPLAY_TRIES):
+            try:
+                pg.display.init()
+                if pg.display.get_driver() in ("offscreen", "dummy") and not os.environ.get("SDL_VIDEODRIVER"):
+                    raise pg.error(f"SDL found no display, only its {pg.display.get_driver()} driver")
+                break
+            except pg.error as e:
+                pg.display.quit()
+                # a busy X server can refuse one connection (seen once under Xvfb in CI); a missing one
+                # refuses them all, so a few tries cost a second only where there is no display anyway
+                if attempt + 1 == DISPLAY_TRIES:
+                    raise UserError(f"cannot open a window: {e} (DISPLAY={os.environ.get('DISPLAY', '')}); see "
+                                    "docs/watch.md for a desktop or WSL.") from None
+                time.sleep(0.5)
         pg.display.set_caption(title)
         pg.font.init()
         self.pg = pg

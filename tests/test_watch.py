@@ -39,6 +39,27 @@ def test_a_display_that_does_not_answer_is_one_line_and_exit_2(monkeypatch, caps
     assert len(err.splitlines()) == 1 and "cannot open a window" in err and "DISPLAY=:987" in err, err
 
 
+def test_a_window_tries_a_refused_display_again(monkeypatch):
+    pg = pytest.importorskip("pygame", reason="needs pygame (pip install 'retrodojo[watch]')")
+    from experiments.watch import Window
+
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # a display SDL always has, asked for by name
+    real, calls = pg.display.init, []
+
+    def refuse_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise pg.error("x11 not available")
+        real()
+
+    monkeypatch.setattr(pg.display, "init", refuse_once)
+    window = Window("retry", rate=60.0)
+    try:
+        assert len(calls) == 2 and pg.display.get_init()
+    finally:
+        window.close()
+
+
 def test_headless_paths_import_no_gui_library(tmp_path):
     code = ("import sys\n"
             "from experiments.cli import main\n"
