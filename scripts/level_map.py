@@ -13,6 +13,7 @@ screen's left edge and Mario stands somewhere inside it. Movies come from ``retr
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +35,13 @@ def piece(level: np.ndarray | None, frame: np.ndarray, x: int) -> np.ndarray:
 def movie_level(path: Path, profile, var: str) -> np.ndarray:
     """The part of the level a movie shows: its frames pasted where ``var`` (a profile variable) says."""
     from experiments.replay import movie_env, movie_steps
+    from wrappers.stateful_reward import add_variables
     from wrappers.tracker import VariableReader
 
     level = None
     with movie_env(path, render=True) as (movie, env):
         data = env.unwrapped.data
-        for name, v in profile.variables.items():
-            data.set_variable(name, {"address": v.address, "type": v.type}
-                              | ({"mask": v.mask} if v.mask is not None else {}))
+        add_variables(data, profile)
         x_of = VariableReader(profile, [var], data.lookup_value)
         for _ in movie_steps(movie, env):
             level = piece(level, env.unwrapped.em.get_screen(), int(x_of()[var]))
@@ -69,10 +69,20 @@ def mark(level: np.ndarray, marks: list[tuple[str, int]], screen_width: int) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Piece the level together from the movies, mark it, write the PNG."""
+    """Piece the level together from the movies, mark it, write the PNG (exit 2 with one paragraph on bad input)."""
+    from experiments.errors import UserError
+
+    try:
+        return _main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     import cv2
 
-    from wrappers.profile import load_profile
+    from wrappers.profile import integration_variables, load_profile
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("movies", nargs="+", type=Path)
@@ -89,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         marks.append((label, int(x)))
     profile = load_profile(args.profile)
     var = args.x_var or profile.progress
+    known = set(profile.variables) | set(profile.derived) | set(integration_variables(profile.game))
+    if var not in known:
+        ap.error(f"--x-var {var!r}: not a variable of the {args.profile} profile (give one, e.g. --x-var x)")
     level = None
     for path in args.movies:
         part = movie_level(path, profile, var)

@@ -121,6 +121,8 @@ def main() -> int:
     p.add_argument("--replace", action="store_true")
     p.add_argument("--max-points", type=int, default=MAX_POINTS, help="most points kept of one TensorBoard tag")
     args = p.parse_args()
+    if args.max_points < 2:
+        p.error(f"--max-points {args.max_points}: keep at least 2 points of a tag (its first and last)")
     from experiments.errors import UserError
 
     try:

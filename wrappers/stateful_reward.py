@@ -9,6 +9,15 @@ from wrappers.profile import Profile
 from wrappers.tracker import GameTracker
 
 
+def add_variables(data, profile: Profile) -> None:
+    """Teach a live emulator's ``GameData`` the profile's own RAM variables (beside data.json's)."""
+    for name, var in profile.variables.items():
+        spec = {"address": var.address, "type": var.type}
+        if var.mask is not None:
+            spec["mask"] = var.mask
+        data.set_variable(name, spec)
+
+
 class ProfileReward(gym.Wrapper):
     """Replace reward and ``terminated`` with the game profile's, computed from RAM at each agent step.
 
@@ -32,11 +41,7 @@ class ProfileReward(gym.Wrapper):
         super().__init__(env)
         self.profile = profile
         data = env.unwrapped.data
-        for name, var in profile.variables.items():
-            spec = {"address": var.address, "type": var.type}
-            if var.mask is not None:
-                spec["mask"] = var.mask
-            data.set_variable(name, spec)
+        add_variables(data, profile)
         self._inner_reward = 0.0
         self._inner_done = False
         self.tracker = GameTracker(profile, data.lookup_value, scenario_reward=lambda: self._inner_reward,
