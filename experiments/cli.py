@@ -563,7 +563,8 @@ def cmd_compare(args) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UserError(f"{', '.join(missing)}: no such folder. Give run folders or folders holding runs.")
-    result = compare(args.paths, metric=args.metric, at=args.at, window=args.window, baselines=args.baseline)
+    result = compare(args.paths, metric=args.metric, at=args.at, window=args.window, baselines=args.baseline,
+                     pool=args.pool)
     if not result["groups"]:
         raise UserError(f"no runs under {', '.join(args.paths)} (run folders hold meta.json and config.yaml)")
     if not any(g["values"] for g in result["groups"]):
@@ -588,9 +589,12 @@ def cmd_compare(args) -> int:
         for col in ("group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"):
             table.add_column(col)
         for g in rows:
-            fs = ", ".join(f"{f['frames']:,}" if f else "-" for f in g["first_success"])
-            table.add_row(g["group"], str(g["n"]), fmt(g["mean"]), fmt(g["std"]), fmt(g["iqm"]),
-                          fmt_ci(g["iqm_ci"], g["interval"]), ", ".join(fmt(v) for v in g["values"]), fs)
+            # by seed: thousands separators make a bare list of numbers ambiguous
+            fs = ", ".join(f"s{s}: {f['frames']:,}" if f else f"s{s}: -"
+                           for s, f in zip(g["seeds"], g["first_success"]))
+            each = ", ".join(f"s{s}: {fmt(v)}" for s, v in zip(g["seeds"], g["per_seed"]))
+            table.add_row(escape(g["group"]), str(g["n"]), fmt(g["mean"]), fmt(g["std"]), fmt(g["iqm"]),
+                          fmt_ci(g["iqm_ci"], g["interval"]), each, fs)
         console.print(table)
     if result["pairs"]:
         several = len(tasks) > 1
@@ -598,7 +602,7 @@ def cmd_compare(args) -> int:
         for col in ("A", "B", *(["task"] if several else []), "P(A > B)", "95% CI"):
             pairs.add_column(col)
         for p in result["pairs"]:
-            pairs.add_row(p["a"], p["b"], *([p["task"]] if several else []), f"{p['p_a_better']:.2f}",
+            pairs.add_row(escape(p["a"]), escape(p["b"]), *([p["task"]] if several else []), f"{p['p_a_better']:.2f}",
                           fmt_ci(p["ci"], p["interval"]))
         console.print(pairs)
     if result["methods"]:
@@ -630,7 +634,7 @@ def _print_across_tasks(result: dict) -> None:
     for col in ("method", "tasks", "runs", "mean", "IQM", "95% CI"):
         table.add_column(col)
     for m in result["methods"]:
-        table.add_row(m["method"], ", ".join(m["tasks"]), str(sum(m["n"].values())), fmt(m["mean"]),
+        table.add_row(escape(m["method"]), ", ".join(m["tasks"]), str(sum(m["n"].values())), fmt(m["mean"]),
                       fmt(m["iqm"]), fmt_ci(m["iqm_ci"], m["interval"]))
     console.print(table)
     if result["method_pairs"]:
@@ -639,7 +643,7 @@ def _print_across_tasks(result: dict) -> None:
         for col in ("A", "B", "tasks", "P(A > B)", "95% CI"):
             pairs.add_column(col)
         for p in result["method_pairs"]:
-            pairs.add_row(p["a"], p["b"], ", ".join(p["tasks"]), f"{p['p_a_better']:.2f}",
+            pairs.add_row(escape(p["a"]), escape(p["b"]), ", ".join(p["tasks"]), f"{p['p_a_better']:.2f}",
                           fmt_ci(p["ci"], p["interval"]))
         console.print(pairs)
 
@@ -887,6 +891,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="one self-contained page: table, intervals, curves, configs side by side, videos")
     cmp.add_argument("--baseline", action="append", default=None, metavar="random=FILE.json|reference=RUN_OR_DIR",
                      help=BASELINE_HELP)
+    cmp.add_argument("--pool", action="append", default=[], metavar="KEY",
+                     help="a setting (dotted key, e.g. budget.frames, or a section) that does not split runs into "
+                          "groups: for one the reader knows did not bind (repeatable)")
     cmp.add_argument("--json", action="store_true")
     cmp.set_defaults(func=cmd_compare)
 

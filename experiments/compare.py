@@ -112,8 +112,12 @@ class Group:
         return str((self.config.get("agent") or {}).get("algo", "?"))
 
 
-def group_runs(paths) -> list[Group]:
-    """Runs under ``paths`` grouped by resolved config minus seed, each labelled by what sets it apart."""
+def group_runs(paths, pool: list[str] | tuple = ()) -> list[Group]:
+    """Runs under ``paths`` grouped by resolved config minus seed, each labelled by what sets it apart.
+
+    ``pool`` names settings (dotted keys, or a section such as ``budget``) to leave out of the grouping: runs
+    that differ only there are seeds of one group, for a setting the reader knows did not bind (a frame cap
+    that a run never reached). The group keeps the first run's value of it."""
     groups: dict[str, Group] = {}
     for run in find_runs(paths):
         try:
@@ -121,20 +125,76 @@ def group_runs(paths) -> list[Group]:
         except Exception:  # an unreadable run is left out of a comparison, not fatal to it
             continue
         cfg = _config(run)
-        key = json.dumps(cfg, sort_keys=True, default=str)
+        key = json.dumps(_without(cfg, pool), sort_keys=True, default=str)
         groups.setdefault(key, Group(key=key, config=cfg)).runs.append({"run": run, "meta": meta,
                                                                          "seed": meta.get("seed")})
     out = list(groups.values())
     flats = [flatten(g.config) for g in out]
-    varying = [k for k in differing(flats) if k != "description"]
-    names = [g.config.get("name") for g in out]
+
+    def pooled(k: str) -> bool:
+        return any(k == p or k.startswith(p + ".") for p in pool)
+
+    varying = [k for k in differing(flats) if k != "description" and not pooled(k)]
     for g, f in zip(out, flats):
         g.differs = {k: f.get(k) for k in varying if k != "name"}
-        # the experiment name says enough unless several groups share it
-        extra = [f"{k}={v}" for k, v in g.differs.items() if k != "agent.algo"] \
-            if names.count(g.config.get("name")) > 1 else []
-        g.label = f"{g.config.get('name', '?')} ({g.algo})" + (f" [{', '.join(extra)}]" if extra else "")
+    for name in {str(g.config.get("name")) for g in out}:
+        # the experiment name says enough unless several groups share it; then what sets those apart
+        same = [(g, f) for g, f in zip(out, flats) if str(g.config.get("name")) == name]
+        keys = [k for k in differing([f for _, f in same]) if k not in ("description", "name", "agent.algo")
+                and not pooled(k)] \
+            if len(same) > 1 else []
+        for (g, _), extra in zip(same, _settings_label(keys, [g.config for g, _ in same], [f for _, f in same])):
+            g.label = f"{g.config.get('name', '?')} ({g.algo})" + (f" [{', '.join(extra)}]" if extra else "")
     return sorted(out, key=lambda g: g.label)
+
+
+def _without(config: dict, keys) -> dict:
+    """``config`` less the dotted ``keys`` (a copy)."""
+    import copy
+
+    out = copy.deepcopy(config)
+    for k in keys:
+        *parents, last = k.split(".")
+        node = out
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def _section(config: dict, key: str) -> tuple[str, object]:
+    """The dotted path down ``key`` as far as ``config`` has mappings, and what stands there."""
+    node, path = config, []
+    for part in key.split("."):
+        path.append(part)
+        node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            break
+    return ".".join(path), node
+
+
+def _settings_label(keys: list[str], configs: list[dict], flats: list[dict]) -> list[list[str]]:
+    """``key=value`` per group for each of ``keys``; a section that is off (null or absent) in some groups
+    and the same wherever it is set reads ``section=null`` / ``section=on``, not each of its settings."""
+    off = {p for c in configs for k in keys for p, node in [_section(c, k)] if node is None and "." not in p}
+    collapsed = {p for p in off
+                 if len({json.dumps({k: v for k, v in f.items() if k.startswith(p + ".")}, sort_keys=True)
+                         for c, f in zip(configs, flats) if isinstance(c.get(p), dict)}) <= 1}
+    labels = []
+    for c, f in zip(configs, flats):
+        out = []
+        for k in keys:
+            top = k.split(".")[0]
+            if top in collapsed:
+                item = f"{top}=on" if isinstance(c.get(top), dict) else f"{top}=null"
+            else:
+                path, node = _section(c, k)
+                item = f"{path}=null" if node is None else f"{k}={f.get(k)}"
+            if item not in out:
+                out.append(item)
+        labels.append(out)
+    return labels
 
 
 @dataclass
@@ -266,10 +326,11 @@ def no_interval(n: int) -> str | None:
 
 
 def _group_row(g: Group, metric: str, at: float, window: float | None) -> dict:
-    vals = [v for r in g.runs if (v := value_at(r["frames"], r["values"], at, window)) is not None]
+    each = [value_at(r["frames"], r["values"], at, window) for r in g.runs]
+    vals = [v for v in each if v is not None]
     row = {"group": g.label, "experiment": g.config.get("name"), "algo": g.algo, "task": g.task,
            "game": g.config.get("game"), "differs": g.differs, "runs": len(g.runs),
-           "seeds": [r["seed"] for r in g.runs], "metric": metric, "at_frames": at, "window": window,
+           "seeds": [r["seed"] for r in g.runs], "per_seed": each, "metric": metric, "at_frames": at, "window": window,
            "values": vals, "n": len(vals), "first_success": [r["meta"].get("first_success") for r in g.runs],
            "run_dirs": [str(r["run"]) for r in g.runs]}
     if not vals:
@@ -291,15 +352,16 @@ def _pair(a: str, b: str, x, y, **extra) -> dict:
 
 
 def compare(paths, metric: str = "eval/progress", at: float | None = None, window: float | None = None,
-            baselines: list[str] | None = None) -> dict:
+            baselines: list[str] | None = None, pool: list[str] | tuple = ()) -> dict:
     """Group runs and compare ``metric`` at ``at`` frames (default: the smallest final frame count).
 
     ``window`` averages the values logged in the last ``window`` frames up to ``at`` instead of taking the
     last one: per-episode metrics such as ``train/episode_progress`` are too noisy to read one point.
     ``baselines`` are ``--baseline`` specs (:func:`load_baselines`); a :class:`UserError` says when runs of
-    several tasks would be aggregated without one for each task.
+    several tasks would be aggregated without one for each task. ``pool``: settings that do not split a
+    group (:func:`group_runs`).
     """
-    groups = group_runs(paths)
+    groups = group_runs(paths, pool)
     for g in groups:
         for r in g.runs:
             r["frames"], r["values"] = series(r["run"], metric)

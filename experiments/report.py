@@ -14,7 +14,7 @@ statistics use fixed bootstrap seeds, so the same record gives the same bytes.
 
 Block kinds:
 
-- ``compare PATH... [--metric TAG] [--at FRAMES] [--window FRAMES] [--plot PNG] [--title T]``: per group
+- ``compare PATH... [--metric TAG] [--at FRAMES] [--window FRAMES] [--pool KEY] [--plot PNG] [--title T]``: per group
   (runs of one config, seeds pooled) n, mean, sample std, IQM with its 95% stratified-bootstrap interval
   (none under 3 seeds), each seed's value and first success; then the probability of improvement per pair.
 - ``runs PATH... [--metric TAG]``: one row per run: experiment, algo, seed, status, frames, minutes,
@@ -47,6 +47,7 @@ def _parser(kind: str) -> argparse.ArgumentParser:
         p.add_argument("--window", type=float)
         p.add_argument("--plot")
         p.add_argument("--title")
+        p.add_argument("--pool", action="append", default=[])
     return p
 
 
@@ -72,7 +73,7 @@ def compare_block(args, root: Path, plots: bool = True) -> str:
     paths = [root / p for p in args.paths if (root / p).exists()]
     if len(paths) < len(args.paths):  # a campaign fills the record over several sittings
         return f"_Not in the record yet: {', '.join(p for p in args.paths if not (root / p).exists())}._\n"
-    result = compare(paths, metric=args.metric, at=args.at, window=args.window)
+    result = compare(paths, metric=args.metric, at=args.at, window=args.window, pool=args.pool)
     if not any(g["values"] for g in result["groups"]):
         return f"_No run under {', '.join(args.paths)} has {args.metric} yet._\n"
     over = f", mean over the last {_fmt(args.window)} frames" if args.window else ""

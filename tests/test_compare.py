@@ -103,6 +103,30 @@ def test_pairs_only_within_a_task(tmp_path, capsys):
     assert out["method_pairs"] == []  # ppo played one of a2c's two tasks: no pair over different tasks
 
 
+def test_groups_of_one_name_are_labelled_by_what_sets_them_apart_and_pool_joins_a_cap(tmp_path, capsys,
+                                                                                       monkeypatch):
+    """A run with a section switched off (``--set curriculum=null``) beside runs with it on reads
+    ``[curriculum=null]`` / ``[curriculum=on]`` in the table (not every key of the section, and not eaten as
+    console markup); ``--pool budget.frames`` makes seeds of runs that differ only in a cap that did not bind."""
+    runs = tmp_path / "runs"
+    cur = {"every_frames": 60, "size": 2, "start_share": 0.5}
+    fake_run(runs, "smb_neat", 1, {0: 0, 100: 30}, curriculum=cur)
+    fake_run(runs, "smb_neat", 2, {0: 0, 100: 50, 150: 50}, curriculum=cur)  # budget.frames 150, not 100
+    fake_run(runs / "nocur", "smb_neat", 1, {0: 0, 100: 20}, curriculum=None)
+    out = compare_json(capsys, runs)
+    assert sorted(g["group"] for g in out["groups"]) == ["smb_neat (ppo) [budget.frames=100, curriculum=null]",
+                                                         "smb_neat (ppo) [budget.frames=100, curriculum=on]",
+                                                         "smb_neat (ppo) [budget.frames=150, curriculum=on]"]
+    out = compare_json(capsys, runs, "--pool", "budget.frames", "--at", 100)
+    g = {row["group"]: row for row in out["groups"]}
+    assert set(g) == {"smb_neat (ppo) [curriculum=on]", "smb_neat (ppo) [curriculum=null]"}
+    assert g["smb_neat (ppo) [curriculum=on]"]["per_seed"] == [30, 50]
+    printed = wide_console(monkeypatch)
+    assert main(["compare", str(runs), "--pool", "budget.frames", "--at", "100"]) == 0
+    text = printed.getvalue()
+    assert "smb_neat (ppo) [curriculum=null]" in text and "s1: 30, s2: 50" in text
+
+
 # --------------------------------------------------------------------------- several tasks
 
 
