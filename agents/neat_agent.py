@@ -27,7 +27,7 @@ from typing import Literal
 
 import neat
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from agents import legacy, neat_state, safe_io
 from agents.base import AgentError, read_agent_file, write_agent_file
@@ -47,6 +47,11 @@ class NEATSpec(StrictModel):
     config: str = Field(default="smb", description="neat-python config: configs/neat/<name>.cfg or a path.")
     workers: int | None = Field(default=None, ge=1, description="Evaluation processes (default: cores).")
     episodes_per_genome: int = Field(default=1, ge=1, description="Episodes averaged into a genome's fitness.")
+    episode_seeds: list[int] | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="Env seeds of a genome's episodes, the same for every genome of every generation (one "
+                    "episode each; sets episodes_per_genome): with sticky actions or no-op starts in training, "
+                    "fitness is then a genome's return under that noise, a fact about it, not a draw.")
     input_scale: float | None = Field(default=None, gt=0, description="Input multiplier (default 1/255 for "
                                                                         "pixels, 1 for tiles).")
     stop_on_success: bool = Field(default=True, description="End the run when a genome reaches the goal.")
@@ -68,6 +73,13 @@ class NEATSpec(StrictModel):
     ray_resources: dict[str, float] = Field(
         default_factory=dict, description="Custom Ray resources each worker needs, e.g. {roms: 1} to keep "
                                           "workers on the nodes you gave that resource (the ones with the ROMs).")
+
+    @model_validator(mode="after")
+    def _seeds_agree(self):
+        if self.episode_seeds and self.episodes_per_genome not in (1, len(self.episode_seeds)):
+            raise ValueError(f"episode_seeds gives {len(self.episode_seeds)} episodes a genome and "
+                             f"episodes_per_genome {self.episodes_per_genome}: give one of the two")
+        return self
 
 
 # --------------------------------------------------------------------------- playing a genome
@@ -316,7 +328,8 @@ class NEATAgent:
         curriculum's next step.
         """
         starts = run.start_pool()
-        tasks = [(key, genome, self.spec.episodes_per_genome, starts) for key, genome in genomes]
+        episodes = tuple(self.spec.episode_seeds) if self.spec.episode_seeds else self.spec.episodes_per_genome
+        tasks = [(key, genome, episodes, starts) for key, genome in genomes]
         by_key = dict(genomes)
         self.generation_progress = 0.0
         self._solvers = []

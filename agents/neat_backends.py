@@ -35,7 +35,8 @@ from typing import Any, Protocol
 from agents.base import WorkersLost
 from agents.errors import AgentError
 
-Task = tuple[int, Any, int, Any]  # (genome key, genome, episodes, shared starts or None: see play_genome)
+# (genome key, genome, episodes or their env seeds, shared starts or None: see play_genome)
+Task = tuple[int, Any, "int | tuple[int, ...]", Any]
 Result = tuple[int, float, list[dict]]  # (genome key, fitness, the info["episode"] records)
 
 #: Deaths of the worker playing a genome (alone) after which the genome is not played again.

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import neat
 import numpy as np
 
@@ -55,9 +57,13 @@ class Actor:
 
 
 def play_genome(genome, env, config, discrete: bool, scale: float, last_action: bool = False,
-                episodes: int = 1, starts: tuple[dict[str, bytes], dict[str, float], dict[str, float]] | None = None
+                episodes: int | Sequence[int] = 1,
+                starts: tuple[dict[str, bytes], dict[str, float], dict[str, float]] | None = None
                 ) -> tuple[float, list[dict]]:
     """Play ``episodes`` episodes; returns (mean shaped return, the ``info["episode"]`` dicts).
+
+    ``episodes`` may instead be env seeds, one episode reset with each (``agent.episode_seeds``): every genome
+    then meets the same sticky-action and no-op draws, as long as it plays the same actions.
 
     With ``starts`` (extra states by name, weights by name, offsets by name, and the action taken just before
     each state was cut), the genome plays ``episodes`` from every weighted start instead, and its fitness is
@@ -82,8 +88,8 @@ def _play(genome, env, config, discrete, scale, last_action, episodes, state, fi
           ) -> tuple[float, list[dict]]:
     actor = Actor(genome, config, discrete, scale, last_action)
     eps = []
-    for _ in range(episodes):
-        obs, _ = env.reset(options={"state": state} if state else None)
+    for seed in [None] * episodes if isinstance(episodes, int) else episodes:
+        obs, _ = env.reset(seed=seed, options={"state": state} if state else None)
         actor.reset(first)
         while True:
             obs, _r, terminated, truncated, info = env.step(actor(obs))

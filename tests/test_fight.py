@@ -452,3 +452,37 @@ def test_sf2_experiments_say_which_rom_to_import(capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert "No ROM for StreetFighterIISpecialChampionEdition-Genesis" in err and "retrodojo roms import PATH" in err
     assert "Special Champion Edition (USA), No-Intro" in err and "Traceback" not in err
+
+
+def test_episode_seeds_give_a_genome_one_fitness_under_sticky_actions_and_no_ops():
+    """With ``agent.episode_seeds`` a genome's episodes meet the same sticky-action and no-op draws whatever the
+    worker's random stream, so its fitness under that noise is a fact; without them two workers differ."""
+    import neat
+
+    from agents.neat_agent import NEATSpec
+    from agents.neat_config import load_neat_config
+    from agents.neat_play import play_genome
+
+    spec = _boxing(obs="ram", max_frames=400, sticky_prob=0.25, noop_max=30, actions="ale")
+    config, _ = load_neat_config("sf2", len(load_profile("boxing").observe), 18, pop_size=4)
+    genomes = list(neat.Population(config, seed=4).population.values())
+
+    def play(seed: int, episodes):
+        out = []
+        with make_env(spec, seed=seed) as env:
+            env.reset()
+            env.get_wrapper_attr("rng").random(seed * 7)  # a worker's stream, wherever it stands
+            for g in genomes:
+                out.append(play_genome(g, env, config, True, 1.0, episodes=episodes))
+        return out
+
+    a, b = play(1, (5, 6)), play(2, (5, 6))
+    assert [f for f, _ in a] == [f for f, _ in b]
+    assert [[(e["r"], e["frames"]) for e in eps] for _, eps in a] == [[(e["r"], e["frames"]) for e in eps]
+                                                                      for _, eps in b]
+    # the noise is there: without seeds the same genomes score differently in the two workers
+    c, d = play(1, 2), play(2, 2)
+    assert [[e["r"] for e in eps] for _, eps in c] != [[e["r"] for e in eps] for _, eps in d]
+    assert NEATSpec(algo="neat", episode_seeds=[5, 6]).episode_seeds == [5, 6]
+    with pytest.raises(ValueError, match="give one of the two"):
+        NEATSpec(algo="neat", episode_seeds=[5, 6], episodes_per_genome=3)
