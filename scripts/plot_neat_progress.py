@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--out", default="neat_progress.png")
-    ap.add_argument("--flag", type=float, default=3161.0, help="progress at the flagpole, drawn as a line")
+    ap.add_argument("--flag", type=float, default=None,
+                    help="draw a line at this progress (SMB's progress is the scroll position: the flagpole is "
+                         "reached at 3,000-3,030 on 1-1, so a run's success is marked on its curve instead)")
     ap.add_argument("--names", nargs="*", default=None, help="a legend name for each RUN_DIR argument")
     args = ap.parse_args(argv)
 
@@ -54,13 +56,17 @@ def main(argv: list[str] | None = None) -> int:
         gens, minutes, best = best_progress(run)
         meta = json.loads((run / "meta.json").read_text())
         label = f"{name or meta.get('experiment', run.parent.name)}, seed {meta.get('seed', '?')}"
-        ax.plot(gens, best, lw=1, alpha=0.8, label=label)
+        (line,) = ax.plot(gens, best, lw=1, alpha=0.8, label=label)
+        if meta.get("first_success"):  # the run ends at the generation that reached the goal
+            ax.plot(gens[-1], best[-1], marker="*", ms=12, color=line.get_color(), ls="none")
         running = np.maximum.accumulate(best)
         print(f"{run}: {len(gens)} generations, {minutes[-1]:.1f} min, best {running[-1]:.0f}, "
               f"first success {meta.get('first_success')}")
         for g in sorted({len(gens) * k // 4 for k in range(1, 5)}):
             print(f"  generation {g - 1:4d}  {minutes[g - 1]:5.1f} min  best so far {running[g - 1]:.0f}")
-    ax.axhline(args.flag, color="k", ls="--", lw=0.8, label="flagpole")
+    if args.flag is not None:
+        ax.axhline(args.flag, color="k", ls="--", lw=0.8, label=f"x {args.flag:,.0f}")
+    ax.plot([], [], marker="*", ms=10, color="k", ls="none", label="at the flag (the run's success)")
     ax.set_xlabel("generation")
     ax.set_ylabel("best progress of the generation (x, pixels)")
     ax.legend(loc="lower right")
