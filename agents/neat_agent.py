@@ -11,7 +11,8 @@ training lost to an extinction):
   innovation tracker, genome/node/species counters, best genome, RNG states, frames, generation;
 - extinction or a neat-python configuration conflict ends the run with its checkpoint and champion saved.
 
-Fitness is the episode's shaped return from the game profile (its mean over ``episodes_per_genome``).
+Fitness is the episode's shaped return from the game profile (its mean over ``episodes_per_genome``, or
+over one episode per ``episode_seeds`` seed: the same sticky-action and no-op draws for every genome).
 The TensorBoard step is emulator frames, as for PPO and A2C, and the champion is judged on the same
 evaluation protocol, so the curves overlay.
 """
@@ -50,8 +51,9 @@ class NEATSpec(StrictModel):
     episode_seeds: list[int] | None = Field(
         default=None, min_length=1, max_length=64,
         description="Env seeds of a genome's episodes, the same for every genome of every generation (one "
-                    "episode each; sets episodes_per_genome): with sticky actions or no-op starts in training, "
-                    "fitness is then a genome's return under that noise, a fact about it, not a draw.")
+                    "episode each, in place of episodes_per_genome): with sticky actions or no-op starts in "
+                    "training, fitness is then a genome's return under that noise, a fact about it, not a draw "
+                    "(with a pool of start states, a seed also fixes its episode's state).")
     input_scale: float | None = Field(default=None, gt=0, description="Input multiplier (default 1/255 for "
                                                                         "pixels, 1 for tiles).")
     stop_on_success: bool = Field(default=True, description="End the run when a genome reaches the goal.")
@@ -174,10 +176,18 @@ class NEATAgent:
         """Check the NEAT config the settings name (readable, valid, no unknown keys) before any run starts.
 
         Input and output sizes come from the env later; any sizes do to check the file. NEAT reads any flat
-        observation (tiles, RAM variables, small pixels), but not the pixels+ram dict.
+        observation (tiles, RAM variables, small pixels), but not the pixels+ram dict; fixed episode seeds do
+        not go with a pool weighted by failures (``env`` is then an EnvSpec, which knows the states).
         """
         if env is not None and env.obs == "pixels+ram":
             return [("algo", "NEAT reads one flat observation: use env.obs: ram (or tiles, or pixels)")]
+        pool = getattr(env, "state", None)  # the start states, where the caller knows them (an EnvSpec)
+        if spec.episode_seeds and env is not None and env.pool_weighting == "failures" \
+                and isinstance(pool, (list, dict)) and len(pool) > 1:
+            # a seed draws the start state too, and failure weights differ from worker to worker
+            return [("episode_seeds", "fixed episode seeds and env.pool_weighting: failures would give genomes "
+                                      "different start states under the same seed: use pool_weighting: fixed "
+                                      "(each seed then also fixes its episode's start state)")]
         try:
             load_neat_config(spec.config, 1, 1, pop_size=spec.pop_size)
         except AgentError as e:

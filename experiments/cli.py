@@ -16,7 +16,7 @@
                        [--watch [--paused] [--scale 3]]   (--watch: the episodes live in a window)
     retrodojo replay FILE.bk2... [--video OUT.mp4] [--scale 2] [--no-sound] [--watch [--paused]]
     retrodojo compare RUN_OR_DIR... [--metric TAG] [--at FRAMES] [--window FRAMES] [--plot PNG]
-                      [--baseline random=FILE.json|reference=RUN_OR_DIR] [--html REPORT.html] [--json]
+                      [--baseline random=FILE.json|reference=RUN_OR_DIR] [--pool KEY] [--html REPORT.html] [--json]
     retrodojo states make RUN_DIR|AGENT_DIR|MOVIE.bk2 [--every FRAMES] [--from STATE] [--out DIR] [--prefix P]
                                       start states cut along an episode
     retrodojo tune FILE [--trials N] [--storage URL] [--study NAME] [--sampler tpe|random]
@@ -584,7 +584,7 @@ def cmd_compare(args) -> int:
     for task in tasks:  # one table per task: figures of different tasks are not on one scale
         rows = [g for g in result["groups"] if task is None or g["task"] == task]
         on = f"{task}: " if len(tasks) > 1 else ""
-        table = Table(title=f"{on}{result['metric']} at {result['at_frames']:,.0f} frames{over}",
+        table = Table(title=escape(f"{on}{result['metric']} at {result['at_frames']:,.0f} frames{over}"),
                       title_justify="left")
         for col in ("group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"):
             table.add_column(col)
@@ -602,7 +602,8 @@ def cmd_compare(args) -> int:
         for col in ("A", "B", *(["task"] if several else []), "P(A > B)", "95% CI"):
             pairs.add_column(col)
         for p in result["pairs"]:
-            pairs.add_row(escape(p["a"]), escape(p["b"]), *([p["task"]] if several else []), f"{p['p_a_better']:.2f}",
+            pairs.add_row(escape(p["a"]), escape(p["b"]), *([escape(p["task"])] if several else []),
+                          f"{p['p_a_better']:.2f}",
                           fmt_ci(p["ci"], p["interval"]))
         console.print(pairs)
     if result["methods"]:
@@ -627,14 +628,15 @@ def _print_across_tasks(result: dict) -> None:
         base.add_column(col)
     for task in result["tasks"]:
         b = result["baselines"][task]
-        base.add_row(task, f"{fmt(b['zero'])} ({b['zero_from']})", f"{fmt(b['unit'])} ({b['unit_from']})")
+        base.add_row(escape(task), escape(f"{fmt(b['zero'])} ({b['zero_from']})"),
+                     escape(f"{fmt(b['unit'])} ({b['unit_from']})"))
     console.print(base)
     table = Table(title=f"{result['metric']} normalised per task, across tasks (stratified bootstrap)",
                   title_justify="left")
     for col in ("method", "tasks", "runs", "mean", "IQM", "95% CI"):
         table.add_column(col)
     for m in result["methods"]:
-        table.add_row(escape(m["method"]), ", ".join(m["tasks"]), str(sum(m["n"].values())), fmt(m["mean"]),
+        table.add_row(escape(m["method"]), escape(", ".join(m["tasks"])), str(sum(m["n"].values())), fmt(m["mean"]),
                       fmt(m["iqm"]), fmt_ci(m["iqm_ci"], m["interval"]))
     console.print(table)
     if result["method_pairs"]:
@@ -643,7 +645,7 @@ def _print_across_tasks(result: dict) -> None:
         for col in ("A", "B", "tasks", "P(A > B)", "95% CI"):
             pairs.add_column(col)
         for p in result["method_pairs"]:
-            pairs.add_row(escape(p["a"]), escape(p["b"]), ", ".join(p["tasks"]), f"{p['p_a_better']:.2f}",
+            pairs.add_row(escape(p["a"]), escape(p["b"]), escape(", ".join(p["tasks"])), f"{p['p_a_better']:.2f}",
                           fmt_ci(p["ci"], p["interval"]))
         console.print(pairs)
 

@@ -100,6 +100,12 @@ class Group:
     runs: list[dict] = field(default_factory=list)
     label: str = ""
     differs: dict = field(default_factory=dict)
+    pool: tuple = ()  # settings left out of the grouping (compare --pool): not this group's to show
+
+    @property
+    def flat(self) -> dict:
+        """The group's settings as dotted keys (:func:`experiments.run.flatten`), less the pooled ones."""
+        return {k: v for k, v in flatten(self.config).items() if not _pooled(k, self.pool)}
 
     @property
     def task(self) -> str:
@@ -112,55 +118,55 @@ class Group:
         return str((self.config.get("agent") or {}).get("algo", "?"))
 
 
+def _pooled(key: str, pool) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in pool)
+
+
 def group_runs(paths, pool: list[str] | tuple = ()) -> list[Group]:
     """Runs under ``paths`` grouped by resolved config minus seed, each labelled by what sets it apart.
 
     ``pool`` names settings (dotted keys, or a section such as ``budget``) to leave out of the grouping: runs
     that differ only there are seeds of one group, for a setting the reader knows did not bind (a frame cap
-    that a run never reached). The group keeps the first run's value of it."""
+    that a run never reached). A pool key that no run has, or two runs of one seed in one group, is a
+    :class:`UserError`."""
+    pool = tuple(pool)
     groups: dict[str, Group] = {}
+    seen: set[str] = set()
     for run in find_runs(paths):
         try:
             meta = read_meta(run)
         except Exception:  # an unreadable run is left out of a comparison, not fatal to it
             continue
         cfg = _config(run)
-        key = json.dumps(_without(cfg, pool), sort_keys=True, default=str)
-        groups.setdefault(key, Group(key=key, config=cfg)).runs.append({"run": run, "meta": meta,
-                                                                         "seed": meta.get("seed")})
+        flat = flatten(cfg)
+        seen.update(k for k in flat if _pooled(k, pool))
+        key = json.dumps({k: v for k, v in flat.items() if not _pooled(k, pool)}, sort_keys=True, default=str)
+        groups.setdefault(key, Group(key=key, config=cfg, pool=pool)).runs.append(
+            {"run": run, "meta": meta, "seed": meta.get("seed")})
+    unknown = [p for p in pool if not any(_pooled(k, (p,)) for k in seen)]
+    if unknown and groups:
+        raise UserError(f"--pool {', '.join(unknown)}: no run has that setting. Give a dotted key of the runs' "
+                        "config.yaml, such as budget.frames, or a section such as budget.")
     out = list(groups.values())
-    flats = [flatten(g.config) for g in out]
-
-    def pooled(k: str) -> bool:
-        return any(k == p or k.startswith(p + ".") for p in pool)
-
-    varying = [k for k in differing(flats) if k != "description" and not pooled(k)]
+    for g in out:
+        seeds = [r["seed"] for r in g.runs]
+        twice = sorted({s for s in seeds if seeds.count(s) > 1}, key=str)
+        if pool and twice:
+            runs = [str(r["run"]) for r in g.runs if r["seed"] in twice]
+            raise UserError(f"--pool {', '.join(pool)} makes {', '.join(runs)} runs of one seed ({twice[0]}) in one "
+                            "group, which would count it twice: leave one of them out of the paths.")
+    flats = [g.flat for g in out]
+    varying = [k for k in differing(flats) if k != "description"]
     for g, f in zip(out, flats):
         g.differs = {k: f.get(k) for k in varying if k != "name"}
     for name in {str(g.config.get("name")) for g in out}:
         # the experiment name says enough unless several groups share it; then what sets those apart
         same = [(g, f) for g, f in zip(out, flats) if str(g.config.get("name")) == name]
-        keys = [k for k in differing([f for _, f in same]) if k not in ("description", "name", "agent.algo")
-                and not pooled(k)] \
+        keys = [k for k in differing([f for _, f in same]) if k not in ("description", "name", "agent.algo")] \
             if len(same) > 1 else []
         for (g, _), extra in zip(same, _settings_label(keys, [g.config for g, _ in same], [f for _, f in same])):
             g.label = f"{g.config.get('name', '?')} ({g.algo})" + (f" [{', '.join(extra)}]" if extra else "")
     return sorted(out, key=lambda g: g.label)
-
-
-def _without(config: dict, keys) -> dict:
-    """``config`` less the dotted ``keys`` (a copy)."""
-    import copy
-
-    out = copy.deepcopy(config)
-    for k in keys:
-        *parents, last = k.split(".")
-        node = out
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
-    return out
 
 
 def _section(config: dict, key: str) -> tuple[str, object]:
@@ -175,10 +181,12 @@ def _section(config: dict, key: str) -> tuple[str, object]:
 
 
 def _settings_label(keys: list[str], configs: list[dict], flats: list[dict]) -> list[list[str]]:
-    """``key=value`` per group for each of ``keys``; a section that is off (null or absent) in some groups
-    and the same wherever it is set reads ``section=null`` / ``section=on``, not each of its settings."""
-    off = {p for c in configs for k in keys for p, node in [_section(c, k)] if node is None and "." not in p}
-    collapsed = {p for p in off
+    """``key=value`` per group for each of ``keys``; a section (a mapping in some groups, null or absent in
+    others) that is the same wherever it is set reads ``section=on`` / ``section=null``, not each setting."""
+    tops = {k.split(".")[0] for k in keys}
+    sections = {p for p in tops if any(isinstance(c.get(p), dict) for c in configs)
+                and any(c.get(p) is None for c in configs)}
+    collapsed = {p for p in sections
                  if len({json.dumps({k: v for k, v in f.items() if k.startswith(p + ".")}, sort_keys=True)
                          for c, f in zip(configs, flats) if isinstance(c.get(p), dict)}) <= 1}
     labels = []
@@ -188,9 +196,11 @@ def _settings_label(keys: list[str], configs: list[dict], flats: list[dict]) -> 
             top = k.split(".")[0]
             if top in collapsed:
                 item = f"{top}=on" if isinstance(c.get(top), dict) else f"{top}=null"
+            elif k in f:  # the key as written: names inside it may hold dots (SF2's state names)
+                item = f"{k}={f[k]}"
             else:
-                path, node = _section(c, k)
-                item = f"{path}=null" if node is None else f"{k}={f.get(k)}"
+                path, _ = _section(c, k)
+                item = f"{path}=null"
             if item not in out:
                 out.append(item)
         labels.append(out)
@@ -211,7 +221,7 @@ def methods(groups: list[Group]) -> list[Method]:
     groups of one task apart, and on the algorithm. Settings that change only with the task (the game's
     profile, its action set, the experiment name) go with the task; the name and description count only
     where nothing else tells two groups of a task apart."""
-    flats = [flatten(g.config) for g in groups]
+    flats = [g.flat for g in groups]
     by_task: dict[str, list[int]] = {}
     for i, g in enumerate(groups):
         by_task.setdefault(g.task, []).append(i)
@@ -548,7 +558,8 @@ def html_report(result: dict, path: str | Path, title: str | None = None) -> Pat
     rows = "".join(
         f"<tr><td>{esc(g['group'])}</td>{task_td(g)}<td>{g['n']}</td><td>{fmt(g['mean'])}</td>"
         f"<td>{fmt(g['std'])}</td><td><b>{fmt(g['iqm'])}</b></td><td>{esc(fmt_ci(g['iqm_ci'], g['interval']))}</td>"
-        f"<td>{', '.join(fmt(v) for v in g['values'])}</td></tr>" for g in result["groups"])
+        f"<td>{', '.join(f's{sd}: {fmt(v)}' for sd, v in zip(g['seeds'], g['per_seed']))}</td></tr>"
+        for g in result["groups"])
     pairs = "".join(f"<tr><td>{esc(p['a'])}</td><td>{esc(p['b'])}</td>{task_td(p)}<td><b>{p['p_a_better']:.2f}</b>"
                     f"</td><td>{esc(_p_ci(p))}</td></tr>" for p in result["pairs"])
     aggregate = ""
@@ -571,7 +582,7 @@ tasks are the tasks of one stratified bootstrap (each task's runs resampled on t
 {mpairs or '<tr><td colspan=5>no two methods played the same tasks</td></tr>'}</table>
 """
     groups = result["_groups"]
-    flats = [flatten(g.config) for g in groups]
+    flats = [g.flat for g in groups]
     keys = sorted(set().union(*flats)) if flats else []
     differ = set(differing(flats))
     cfg_rows = "".join(

@@ -475,10 +475,13 @@ def _semantic_errors(data: dict, require_rom: bool) -> list[str]:
             spec = cls.Spec.model_validate(agent)
         except (UserError, ValidationError):
             return errors  # the model reports these
-        try:
-            settings = EnvSettings.model_validate(env)
+        try:  # with the game, start states and profile where they are valid: an agent may check against them
+            settings = EnvSpec.model_validate(env_data)
         except ValidationError:
-            settings = None
+            try:
+                settings = EnvSettings.model_validate(env)
+            except ValidationError:
+                settings = None
         problems = getattr(cls, "problems", None)
         errors += [f"agent.{key}: {msg}" for key, msg in (problems(spec, settings) if problems else [])]
     return errors

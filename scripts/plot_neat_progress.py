@@ -19,9 +19,14 @@ from experiments.compare import series
 from experiments.run import find_runs
 
 
+def generation_frames(run: Path) -> np.ndarray:
+    """The frame count at the end of each generation of a NEAT run."""
+    return series(run, "neat/generation")[0]
+
+
 def best_progress(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Generation index, elapsed minutes and best episode progress of each generation of a NEAT run."""
-    gen_frames, _ = series(run, "neat/generation")
+    gen_frames = generation_frames(run)
     frames, best = series(run, "neat/best_progress")
     if len(frames) != len(gen_frames):
         ep_frames, progress = series(run, "train/episode_progress")
@@ -52,13 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     names = args.names or [None] * len(args.runs)
     runs = [(run, name) for path, name in zip(args.runs, names, strict=True) for run in find_runs([path])]
+    succeeded = False
     for run, name in runs:
         gens, minutes, best = best_progress(run)
         meta = json.loads((run / "meta.json").read_text())
         label = f"{name or meta.get('experiment', run.parent.name)}, seed {meta.get('seed', '?')}"
         (line,) = ax.plot(gens, best, lw=1, alpha=0.8, label=label)
-        if meta.get("first_success"):  # the run ends at the generation that reached the goal
-            ax.plot(gens[-1], best[-1], marker="*", ms=12, color=line.get_color(), ls="none")
+        first = meta.get("first_success")
+        if first and len(gens):  # the generation whose episodes include the first one at the goal
+            g = min(int(np.searchsorted(generation_frames(run), first["frames"])), len(gens) - 1)
+            ax.plot(gens[g], best[g], marker="*", ms=12, color=line.get_color(), ls="none")
+            succeeded = True
         running = np.maximum.accumulate(best)
         print(f"{run}: {len(gens)} generations, {minutes[-1]:.1f} min, best {running[-1]:.0f}, "
               f"first success {meta.get('first_success')}")
@@ -66,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  generation {g - 1:4d}  {minutes[g - 1]:5.1f} min  best so far {running[g - 1]:.0f}")
     if args.flag is not None:
         ax.axhline(args.flag, color="k", ls="--", lw=0.8, label=f"x {args.flag:,.0f}")
-    ax.plot([], [], marker="*", ms=10, color="k", ls="none", label="at the flag (the run's success)")
+    if succeeded:
+        ax.plot([], [], marker="*", ms=10, color="k", ls="none", label="at the flag (the run's first success)")
     ax.set_xlabel("generation")
     ax.set_ylabel("best progress of the generation (x, pixels)")
     ax.legend(loc="lower right")

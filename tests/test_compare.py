@@ -15,6 +15,7 @@ import yaml
 
 from experiments import stats
 from experiments.cli import main
+from experiments.run import flatten
 
 PPO = {"algo": "ppo", "policy": "cnn", "hyperparams": {"n_steps": 128, "gamma": 0.99,
                                                         "learning_rate": {"schedule": "linear", "start": 3e-4}}}
@@ -125,6 +126,38 @@ def test_groups_of_one_name_are_labelled_by_what_sets_them_apart_and_pool_joins_
     assert main(["compare", str(runs), "--pool", "budget.frames", "--at", "100"]) == 0
     text = printed.getvalue()
     assert "smb_neat (ppo) [curriculum=null]" in text and "s1: 30, s2: 50" in text
+
+
+def test_labels_keep_dotted_names_and_a_plain_null_setting_is_not_a_section():
+    """A state name with dots (SF2's) stays whole in a label; a plain setting null in one group reads null
+    there and its value elsewhere (not ``null`` for both)."""
+    from experiments.compare import _settings_label
+
+    sf2 = "Champion.Level1.RyuVsGuile"
+    a = {"name": "x", "states": {sf2: 1.0, "Other": 1.0}, "state": None}
+    b = {"name": "x", "states": {sf2: 3.0, "Other": 1.0}, "state": "Level1-1"}
+    flats = [flatten(c) for c in (a, b)]
+    keys = [f"states.{sf2}", "state"]
+    assert _settings_label(keys, [a, b], flats) == [[f"states.{sf2}=1.0", "state=null"],
+                                                    [f"states.{sf2}=3.0", "state=Level1-1"]]
+
+
+def test_pool_is_checked_and_kept_out_of_the_methods_across_tasks(tmp_path, capsys):
+    """A --pool key no run has is one paragraph; two runs of one seed pooled into one group are refused; a
+    pooled cap does not split a method across tasks."""
+    runs = tmp_path / "runs"
+    for task, state in (("a", "Level1-1"), ("b", "Level2-1")):
+        for seed, cap in ((1, 100), (2, 150), (3, 150)):
+            fake_run(runs / task, f"smb_{task}", seed, {0: 0, 100: seed * 10, cap: seed * 10}, state=state)
+    assert main(["compare", str(runs), "--pool", "budget.frame"]) == 2
+    assert "--pool budget.frame: no run has that setting" in capsys.readouterr().err
+    out = compare_json(capsys, runs, "--pool", "budget.frames", "--at", 100, "--baseline", f"reference={runs / 'a'}",
+                       "--baseline", f"reference={runs / 'b'}")
+    assert len(out["groups"]) == 2 and [len(m["tasks"]) for m in out["methods"]] == [2]
+    fake_run(runs / "again", "smb_a", 1, {0: 0, 100: 5, 300: 5})  # seed 1 again, a larger cap
+    assert main(["compare", str(runs / "a"), str(runs / "again"), "--pool", "budget"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "runs of one seed (1) in one group" in err and "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- several tasks

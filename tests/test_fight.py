@@ -486,3 +486,44 @@ def test_episode_seeds_give_a_genome_one_fitness_under_sticky_actions_and_no_ops
     assert NEATSpec(algo="neat", episode_seeds=[5, 6]).episode_seeds == [5, 6]
     with pytest.raises(ValueError, match="give one of the two"):
         NEATSpec(algo="neat", episode_seeds=[5, 6], episodes_per_genome=3)
+
+
+def test_a_neat_run_with_episode_seeds_plays_every_genome_under_them(tmp_path, capsys):
+    """The agent hands its episode seeds to the workers: the saved champion, replayed under the same seeds in a
+    fresh env, scores exactly its recorded fitness (with sticky actions on, a worker's own stream would not);
+    a pool weighted by failures is refused beside them."""
+    import yaml
+
+    from agents.base import load as load_agent
+    from agents.neat_agent import NEATAgent, NEATSpec
+    from agents.neat_play import play_genome
+    from experiments.cli import main
+
+    env = {"obs": "ram", "frame_stack": 1, "stuck_frames": None, "max_frames": 300, "actions": "ale",
+           "sticky_prob": 0.25, "noop_max": 30}
+    exp = tmp_path / "boxing_seeds.yaml"
+    exp.write_text(yaml.safe_dump({
+        "name": "boxing_seeds", "game": "Boxing-Atari2600", "profile": "boxing", "env": env,
+        "agent": {"algo": "neat", "config": "sf2", "pop_size": 6, "workers": 1, "episode_seeds": [3, 4]},
+        "budget": {"frames": 10_000_000, "generations": 1}, "eval": {"every_frames": 10**9, "episodes": 1}}))
+    assert main(["train", str(exp), "--runs-dir", str(tmp_path / "runs")]) == 0
+    (run,) = (tmp_path / "runs" / "boxing_seeds").iterdir()
+    (best,) = [v for _, v in tb_scalars(run, "neat/best_fitness")]
+    agent = load_agent(run / "final")
+    with make_env(_boxing(**env), seed=99) as e:
+        e.reset()
+        fitness, eps = play_genome(agent.champion, e, agent.config, True, agent.input_scale, episodes=(3, 4))
+    assert fitness == best and len(eps) == 2
+    pool = _boxing(**env).model_copy(update={"state": ["Start", "Start"], "pool_weighting": "failures"})
+    (problem,) = NEATAgent.problems(NEATSpec(algo="neat", config="sf2", episode_seeds=[3]), pool)
+    assert problem[0] == "episode_seeds" and "pool_weighting: fixed" in problem[1]
+    # and so is an experiment file that asks for both, before any run folder exists
+    data = yaml.safe_load(exp.read_text())
+    data["states"] = ["Start", "Start"]
+    data["env"]["pool_weighting"] = "failures"
+    exp.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["train", str(exp), "--runs-dir", str(tmp_path / "runs2")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "agent.episode_seeds: fixed episode seeds and env.pool_weighting: failures" in err, err
+    assert not (tmp_path / "runs2").exists()
