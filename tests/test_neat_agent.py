@@ -263,3 +263,14 @@ def test_the_shipped_champion_reaches_the_flag_of_1_1(tmp_path, capsys):
     assert main(["evaluate", str(agent), "--episodes", "1", "--json"]) == 0
     (episode,) = json.loads(capsys.readouterr().out)["episodes"]
     assert episode["success"] and episode["reason"] == "success" and episode["progress"] >= 3000
+
+
+def test_the_shipped_ppo_policy_reaches_the_flag_of_1_1(tmp_path, capsys):
+    import shutil
+
+    shipped = Path(__file__).resolve().parent.parent / "models" / "smb_ppo_1-1"
+    assert sum(f.stat().st_size for f in shipped.iterdir()) < 4 * 2**20  # the limit for a shipped policy
+    agent = shutil.copytree(shipped, tmp_path / "smb_ppo_1-1")
+    assert main(["evaluate", str(agent), "--episodes", "1", "--json"]) == 0
+    (episode,) = json.loads(capsys.readouterr().out)["episodes"]
+    assert episode["success"] and episode["reason"] == "success" and episode["progress"] >= 3000
