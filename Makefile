@@ -36,7 +36,8 @@ results: install
 	    --names "with the curriculum" "without (curriculum=null)" --out docs/neat_progress_curriculum.png
 	rm -rf models/eval/bk2 && $(VENV)/bin/retrodojo evaluate models/smb_neat_1-1 --episodes 1 --bk2 > /dev/null
 	$(PY) scripts/level_map.py models/eval/bk2/*/Level1-1-000.bk2 --mark "NEAT (smb_neat seed 1, 57 min)=3006" \
-	    --mark "PPO (smb_ppo seed 1, 1M frames, greedy)=583" --out docs/smb_level_map.png
+	    --mark "PPO (smb_ppo seed 1, 1M frames, greedy)=583" \
+	    --mark "PPO (smb_ppo_curriculum seed 1, 5M frames, greedy)=3038" --out docs/smb_level_map.png
 
 lint: install
 	$(VENV)/bin/ruff check .
