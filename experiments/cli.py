@@ -362,6 +362,19 @@ def _shown_path(path: str) -> str:
         return path
 
 
+def eval_out_dir(path: Path, agent_dir: Path, is_run: bool, out: str | None) -> Path:
+    """Where ``retrodojo evaluate`` writes: ``--out``, else the run's ``eval/`` (a saved agent's: beside it),
+    except for a folder inside a ``results/`` record, which stays as committed: its evaluations go to
+    ``runs/evaluations/EXPERIMENT/RUN`` (the record's eval/results.json is the run's own, made when it ended)."""
+    if out:
+        return Path(out)
+    base = path if is_run else agent_dir.parent
+    resolved = base.resolve()
+    if resolved.parent.parent.name == "results":  # the record's layout: results/EXPERIMENT/RUN
+        return Path("runs") / "evaluations" / resolved.parent.name / resolved.name
+    return base / "eval"
+
+
 def cmd_evaluate(args) -> int:
     """Play a saved policy on any states of its game; report per state and overall; results.json, mp4, bk2."""
     import agents.base as agents
@@ -397,7 +410,9 @@ def cmd_evaluate(args) -> int:
                             "the ROM store's game folder (`retrodojo roms list`).")
     episodes = max(args.episodes or (spec.eval.episodes if spec else 5), len(states or []))
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out_dir = (path if spec else agent_dir.parent) / "eval"
+    out_dir = eval_out_dir(path, agent_dir, spec is not None, args.out)
+    if args.seed is not None and args.seed < 0:
+        raise UserError(f"--seed {args.seed}: give a seed of 0 or more.")
     video = None
     if args.video:
         video = Path(args.video) if args.video != "auto" else out_dir / f"{agent.algo}-{stamp}.mp4"
@@ -406,7 +421,7 @@ def cmd_evaluate(args) -> int:
     deterministic = False if args.stochastic else True if args.greedy else \
         (spec.eval.deterministic if spec else True)
     ev = Evaluator(env_spec.model_copy(update={"state": states}) if states else env_spec, episodes, states,
-                   deterministic=deterministic, local=True)
+                   deterministic=deterministic, local=True, seed=args.seed)
 
     def show(i, ep):
         if not args.json:
@@ -437,7 +452,7 @@ def cmd_evaluate(args) -> int:
                       "their end")
     out = results(result["episodes"], result["mean"], env_spec, deterministic, run=path, agent=agent_dir,
                   checkpoint=args.checkpoint, algo=agent.algo, states=states, video=video, bk2=bk2_dir,
-                  env_overrides=overridden)
+                  env_overrides=overridden, seed=ev.seed)
     saved = save_results(out, out_dir)
     if args.json:
         print(json.dumps(out, indent=2))
@@ -844,6 +859,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--state", nargs="+", default=None, help="states to play (any of the game's, held-out ones "
                                                              "too); default: the run's eval states")
     ev.add_argument("--episodes", type=int, default=None, help="episodes in all (at least one per state)")
+    ev.add_argument("--seed", type=int, default=None, help="the env's seed (sticky-action and no-op draws); "
+                                                          "default: the fixed seed every evaluation in training "
+                                                          "uses. Another seed plays fresh episodes, e.g. to judge "
+                                                          "a policy kept for its best evaluation (--checkpoint best)")
+    ev.add_argument("--out", default=None, help="folder for results.json, the mp4 and movies (default: the run's "
+                                                "eval/; runs/evaluations/EXPERIMENT/RUN for a run in results/, "
+                                                "which evaluate never writes into)")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--video", nargs="?", const="auto", default=None, help="write an mp4 (default under eval/)")
     ev.add_argument("--bk2", action="store_true", help="write each episode as a .bk2 movie (under eval/bk2/)")

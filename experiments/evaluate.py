@@ -155,7 +155,7 @@ RESULT_FIELDS = ("r", "progress", "success", "frames", "reason", "state", "terms
 def results(episodes: list[dict], mean: dict, env_spec: EnvSpec, deterministic: bool, *, run: str | Path,
             agent: str | Path, checkpoint: str, algo: str, states: list[str] | None,
             video: str | Path | None = None, bk2: str | Path | None = None,
-            env_overrides: dict | None = None) -> dict:
+            env_overrides: dict | None = None, seed: int = EVAL_SEED) -> dict:
     """What ``retrodojo evaluate`` reports and keeps in ``eval/results.json``: every episode, statistics per
     state (:func:`describe`) and over all of them, the means, and whether the episodes could differ at all.
 
@@ -164,13 +164,14 @@ def results(episodes: list[dict], mean: dict, env_spec: EnvSpec, deterministic: 
         env_spec: the env they were played in; ``deterministic``: whether actions were greedy.
         run, agent, checkpoint, algo, states, video, bk2: what was played and written, recorded as given.
         env_overrides: ``{key: {saved, evaluated}}`` for each env setting ``--set`` changed.
+        seed: the env seed the episodes were played with.
     """
     # A greedy policy on an env without randomness plays one episode per state, however often it is asked.
     fixed = deterministic and env_spec.sticky_prob == 0 and env_spec.noop_max == 0
     per_state = {st: describe([e for e in episodes if e["state"] == st], fixed)
                  for st in dict.fromkeys(e["state"] for e in episodes)}
     return {"run": str(run), "agent": str(agent), "checkpoint": checkpoint, "algo": algo, "deterministic": fixed,
-            "states": states, "env_overrides": env_overrides or {},
+            "states": states, "env_overrides": env_overrides or {}, "seed": seed,
             "episodes": [{("return" if k == "r" else k): e.get(k) for k in RESULT_FIELDS} for e in episodes],
             "per_state": per_state, "overall": describe(episodes, fixed), "mean": mean,
             "video": str(video) if video else None, "bk2": str(bk2) if bk2 else None}
@@ -203,11 +204,14 @@ class Evaluator:
         states: states cycled through episode by episode (None: the env's own).
         deterministic: greedy actions.
         local: run the env in this process (only when this process holds no other emulator).
+        seed: the env's seed (its sticky-action and no-op draws); default :data:`EVAL_SEED`, the one every
+            evaluation during training uses. Another seed plays fresh episodes.
     """
 
     def __init__(self, env_spec: EnvSpec, episodes: int, states: list[str] | None = None,
-                 deterministic: bool = True, local: bool = False):
+                 deterministic: bool = True, local: bool = False, seed: int | None = None):
         self.env_spec = env_spec
+        self.seed = EVAL_SEED if seed is None else seed
         self.episodes = episodes
         self.states = states
         self.deterministic = deterministic
@@ -222,7 +226,7 @@ class Evaluator:
                                                 "state": self.states or self.env_spec.state})
         if self._venv is None or self._video_spec != want:
             self.close()
-            self._venv = RetroVecEnv([env_thunk(want, EVAL_SEED)], local=self.local, spin=False)
+            self._venv = RetroVecEnv([env_thunk(want, self.seed)], local=self.local, spin=False)
             self._video_spec = want
         return self._venv
 
@@ -255,7 +259,7 @@ class Evaluator:
         if video:
             rate = venv.env_method("screen_rate")[0]
             writer = VideoWriter(video, fps=rate / self.env_spec.frame_skip)
-        venv.seed(EVAL_SEED)
+        venv.seed(self.seed)
         played: list[dict] = []
         skipped: list[int] = []
         if window is not None:

@@ -1,13 +1,14 @@
 """Put a finished run into the committed record: ``results/<experiment>/<run>/``.
 
 What goes in is what the run needs to be judged and re-judged, and nothing it needed to train: config.yaml,
-meta.json, eval/history.jsonl and eval/results.json, the TensorBoard event files, and the final policy in
-the safe formats (NEAT: the champion as JSON; SB3: the policy weights alone, 16-bit with ``--half``, no
-optimizer state). No checkpoints, no curriculum states, no videos. A TensorBoard tag logged more than
-``--max-points`` times (NEAT logs every genome's episode: ~200,000 points, 12 MB, in an hour) keeps that
-many points, evenly spaced over the run; meta.json's ``record_thinned`` says which tags and from how many,
-and everything else (eval/*, neat/*, curriculum/*, time/*) is kept point for point. ``retrodojo evaluate``,
-``compare`` and ``report`` read the copy as they read runs/.
+meta.json, eval/history.jsonl and eval/results.json, the TensorBoard event files, and the final policy (and
+``best/``, the best evaluation's, when the run kept one) in the safe formats (NEAT: the champion as JSON; SB3:
+the policy weights alone, 16-bit with ``--half``, no optimizer state). No checkpoints, no curriculum states,
+no videos. A TensorBoard tag logged more than ``--max-points`` times (NEAT logs every genome's episode:
+~200,000 points, 12 MB, in an hour) keeps that many points, evenly spaced over the run; meta.json's
+``record_thinned`` says which tags and from how many, and everything else (eval/*, neat/*, curriculum/*,
+time/*) is kept point for point. ``retrodojo evaluate``, ``compare`` and ``report`` read the copy as they read
+runs/.
 
     .venv/bin/python scripts/record_run.py runs/smb_ppo/ppo-s1-... [--half] [--trust-pickles] [--results results]
         [--max-points 4000]
@@ -107,6 +108,8 @@ def record(run: Path, results: Path, half: bool = False, trust_pickles: bool = F
             recorded["record_thinned"] = {"max_points": max_points, "tags": thinned}
             meta_file.write_text(json.dumps(recorded, indent=2) + "\n")
     export_policy(run, tmp / "final", which="final", half=half, trust_pickles=trust_pickles)
+    if (run / "best" / "agent.json").is_file():  # checkpoint.keep_best: the policy of the best evaluation
+        export_policy(run, tmp / "best", which="best", half=half, trust_pickles=trust_pickles)
     tmp.replace(target)
     return target
 

@@ -196,6 +196,42 @@ def test_evaluate_overrides_the_saved_env_and_records_it(judged_run, capsys):
 
 
 @pytest.mark.slow
+def test_a_recorded_run_keeps_its_best_policy_and_evaluate_plays_fresh_episodes_beside_it(judged_run, tmp_path,
+                                                                                         monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("record_run", Path(__file__).parents[1] / "scripts" / "record_run.py")
+    record_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record_run)
+    rec = record_run.record(judged_run, tmp_path / "results")
+    assert (rec / "best" / "agent.json").is_file() and (rec / "final" / "agent.json").is_file()
+    committed = (rec / "eval" / "results.json").read_bytes() if (rec / "eval" / "results.json").exists() else None
+    monkeypatch.chdir(tmp_path)
+    noisy = ["--set", "env.sticky_prob=0.25", "--set", "env.noop_max=30", "--episodes", "3", "--json"]
+
+    def played(*args):
+        assert main(["evaluate", str(rec), "--checkpoint", "best", *noisy, *args]) == 0
+        out = json.loads(capsys.readouterr().out)
+        return out, [(e["frames"], e["return"]) for e in out["episodes"]]
+
+    out, default = played()
+    assert out["seed"] == 20_241_124  # the seed every evaluation in training uses
+    out, seven = played("--seed", "7")
+    assert out["seed"] == 7 and seven != default  # other no-op starts and sticky draws
+    assert played("--seed", "7")[1] == seven  # ...and the same ones again for the same seed
+    # the record stays as committed: evaluations of it go under runs/evaluations/
+    after = (rec / "eval" / "results.json").read_bytes() if (rec / "eval" / "results.json").exists() else None
+    assert after == committed
+    saved = tmp_path / "runs" / "evaluations" / rec.parent.name / rec.name / "results.json"
+    assert json.loads(saved.read_text())["seed"] == 7
+    assert main(["evaluate", str(rec), "--episodes", "1", "--out", str(tmp_path / "mine"), "--json"]) == 0
+    assert json.loads((tmp_path / "mine" / "results.json").read_text())["checkpoint"] == "final"
+    capsys.readouterr()
+    assert main(["evaluate", str(rec), "--seed", "-1"]) == 2
+    assert "--seed -1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_bk2_replays_to_an_mp4_at_the_consoles_rate(judged_run, tmp_path, capsys):
     import imageio.v3 as iio
     import stable_retro
