@@ -14,9 +14,11 @@ statistics use fixed bootstrap seeds, so the same record gives the same bytes.
 
 Block kinds:
 
-- ``compare PATH... [--metric TAG] [--at FRAMES] [--window FRAMES] [--pool KEY] [--plot PNG] [--title T]``: per group
-  (runs of one config, seeds pooled) n, mean, sample std, IQM with its 95% stratified-bootstrap interval
-  (none under 3 seeds), each seed's value and first success; then the probability of improvement per pair.
+- ``compare PATH... [--metric TAG] [--at FRAMES] [--window FRAMES] [--pool KEY] [--plot PNG] [--title T]
+  [--why TEXT]``: per group (runs of one config, seeds pooled) n, mean, sample std, IQM with its 95%
+  stratified-bootstrap interval (none under 3 seeds), each seed's value and first success; then the
+  probability of improvement per pair; while a group has fewer than 3 seeds, a line with each group's count
+  and ``--why``.
 - ``runs PATH... [--metric TAG]``: one row per run: experiment, algo, seed, status, frames, minutes,
   generations (NEAT), best and final value of the metric, first success (frames and minutes).
 - ``bench FILE.json``: a benchmark's JSON output as a table of its keys (date and machine included).
@@ -48,6 +50,7 @@ def _parser(kind: str) -> argparse.ArgumentParser:
         p.add_argument("--plot")
         p.add_argument("--title")
         p.add_argument("--pool", action="append", default=[])
+        p.add_argument("--why", help="why a group has fewer than 3 seeds (said under the table while one has)")
     return p
 
 
@@ -94,9 +97,24 @@ def compare_block(args, root: Path, plots: bool = True) -> str:
         out.append("\n")
         prs = [[p["a"], p["b"], f"{p['p_a_better']:.2f}", fmt_ci(p["ci"], p["interval"])] for p in result["pairs"]]
         out.append(_table(["A", "B", "P(A > B)", "95% CI"], prs))
+    out.append(_seeds_note(result["groups"], args.why))
     if args.plot and plots:
         plot(result, root / args.plot, args.title)
     return "".join(out)
+
+
+def _seeds_note(groups: list[dict], why: str | None) -> str:
+    """Under a comparison with a group of fewer than 3 seeds: how many each has, and why (the block's
+    ``--why``). A claim without an interval must say so where it is read; the line goes once every group
+    has its 3 seeds."""
+    from experiments.stats import MIN_RUNS
+
+    if all(g["n"] >= MIN_RUNS for g in groups):
+        return ""
+    counts = ", ".join(f"{g['group']} {g['n']}" for g in groups)
+    reason = why.strip().rstrip(".") + "." if why and why.strip() else \
+        "no reason given (the block's --why says why)."
+    return f"\n_Seeds: {counts}; fewer than {MIN_RUNS} a side, so no interval: {reason}_\n"
 
 
 def runs_block(args, root: Path, plots: bool = True) -> str:

@@ -53,6 +53,7 @@ def test_report_fills_every_block_and_check_holds_it_to_the_record(tmp_path, cap
     assert "P(A > B)" in text and "| 1.00 |" in text  # every smb_a seed beats every smb_b seed
     assert "results/smb_a/ppo-s3" in text and "| 4,989 |" in text and "922.1, 917.3" in text
     assert (tmp_path / "docs" / "curves.png").stat().st_size > 1000
+    assert "_Seeds:" not in text  # three seeds a side: intervals, and nothing to explain
     capsys.readouterr()
 
     # the same record gives the same bytes: check passes and writes nothing
@@ -87,6 +88,22 @@ def test_a_bad_block_is_one_paragraph(tmp_path, capsys):
     assert "_Not in the record yet: results/none._" in doc.read_text()
 
 
+def test_a_comparison_under_three_seeds_says_how_many_and_why(tmp_path):
+    _record(tmp_path)
+    for seed in (2, 3):
+        for name in ("smb_a", "smb_b"):
+            next((tmp_path / "results" / name).glob(f"*-s{seed}*")).rename(tmp_path / f"{name}-{seed}")
+    doc = tmp_path / "r.md"
+    block = "<!-- report: compare results/smb_a results/smb_b --at 300 -->"
+    end = "\n<!-- /report -->\n"
+    doc.write_text(f"{block[:-4]} --why 'each seed took 75 minutes' -->{end}\n{block}{end}")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    first, second = doc.read_text().split(f"\n\n{block}")
+    counts = "_Seeds: smb_a (ppo) 1, smb_b (ppo) 1; fewer than 3 a side, so no interval"
+    assert f"{counts}: each seed took 75 minutes._" in first
+    assert f"{counts}: no reason given (the block's --why says why)._" in second
+
+
 def test_the_committed_results_match_the_committed_record(capsys):
     """docs/results.md's tables are what `make results` makes from results/ (fails when one was edited by
     hand or the record changed without them)."""
@@ -94,7 +111,10 @@ def test_the_committed_results_match_the_committed_record(capsys):
         capsys.readouterr().out
     # and there is something to check: the record's claims are in report blocks
     assert "tables match the record" in capsys.readouterr().out
-    assert (REPO / "docs" / "results.md").read_text().count("<!-- report: ") >= 2
+    text = (REPO / "docs" / "results.md").read_text()
+    assert text.count("<!-- report: ") >= 2
+    # every comparison under three seeds a side says why, in its table
+    assert "no reason given (the block's --why says why)" not in text
 
 
 def test_recording_thins_only_the_tags_over_the_limit_and_says_so(tmp_path):
