@@ -762,9 +762,8 @@ def cmd_demo(args) -> int:
                   + (f"; first reached the flag after {first['frames']:,} frames ({first['seconds'] / 60:.1f} min)"
                      if first else "; the flag not reached yet (resume to continue: "
                      f"retrodojo train --resume {folder} --set budget.minutes=60)"))
-    eval_args = argparse.Namespace(run=str(folder), episodes=1, json=False, video="auto", stochastic=False,
-                                   greedy=True, checkpoint="final", state=None, bk2=False, set=[], device="auto",
-                                   trust_pickles=False, watch=False, paused=False, scale=3)
+    # through evaluate's own parser, so that every option it has gets its default here too
+    eval_args = build_parser().parse_args(["evaluate", str(folder), "--episodes", "1", "--video", "--greedy"])
     cmd_evaluate(eval_args)
     shipped = Path(__file__).resolve().parent.parent / "models" / "smb_neat_1-1"
     if (shipped / "agent.json").is_file():  # a checkout ships the champion that cleared 1-1 (models/README.md)
