@@ -20,7 +20,8 @@ Block kinds:
   probability of improvement per pair; while a group has fewer than 3 seeds, a line with each group's count
   and ``--why``.
 - ``runs PATH... [--metric TAG]``: one row per run: experiment, algo, seed, status, frames, minutes,
-  generations (NEAT), best and final value of the metric, first success (frames and minutes).
+  generations (NEAT), best and final value of the metric (a rate with its episodes and 95% Wilson interval),
+  first success (frames and minutes).
 - ``bench FILE.json``: a benchmark's JSON output as a table of its keys (date and machine included).
 """
 
@@ -134,8 +135,7 @@ def runs_block(args, root: Path, plots: bool = True) -> str:
                      str(meta.get("status")), _fmt(meta.get("frames")),
                      _fmt(round(float(meta.get("train_seconds") or 0) / 60, 1)),
                      _fmt(int(gens[-1][1]) + 1) if gens else "-",
-                     _fmt(float(values.max())) if len(values) else "-",
-                     _fmt(float(values[-1])) if len(values) else "-",
+                     *_best_and_final(run, args.metric, values),
                      f"{_fmt(first['frames'])} ({first['seconds'] / 60:.1f} min)" if first else "-"])
     note = f"\n_Not in the record yet: {', '.join(missing)}._\n" if missing else ""
     if not rows:
@@ -143,6 +143,33 @@ def runs_block(args, root: Path, plots: bool = True) -> str:
     header = ["run", "experiment", "seed", "status", "frames", "minutes", "generations", f"best {args.metric}",
               f"final {args.metric}", "first success"]
     return (note.lstrip("\n") + "\n" if missing else "") + _table(header, rows)
+
+
+def _best_and_final(run: Path, metric: str, values: np.ndarray) -> list[str]:
+    """The runs table's best and final value of ``metric``; a rate (``eval/win_rate``, ``eval/success_rate``)
+    also gets its count of episodes and 95% Wilson interval from that evaluation's episodes, since 18 of 20
+    bouts and 1 of 1 are different claims. Episodes all alike (a greedy policy in a deterministic env) are
+    one sample, and said to be."""
+    from experiments.evaluate import wilson_interval
+    from experiments.run import read_history
+
+    if not len(values):
+        return ["-", "-"]
+    key = metric.split("/", 1)[1]
+    hist = [h for h in read_history(run) if isinstance(h.get(key), (int, float)) and h.get("episodes")
+            and isinstance(h["episodes"], list)] if metric.startswith("eval/") and key.endswith("_rate") else []
+    if not hist:
+        return [_fmt(float(values.max())), _fmt(float(values[-1]))]
+
+    def cell(h: dict) -> str:
+        eps = h["episodes"]
+        n, k = len(eps), round(h[key] * len(eps))
+        if n > 1 and len({(e.get("r"), e.get("frames")) for e in eps if isinstance(e, dict)}) == 1:
+            return f"{_fmt(h[key])} ({k}/{n}, identical episodes)"
+        low, high = wilson_interval(k, n)
+        return f"{_fmt(h[key])} ({k}/{n}; {low:.2f}-{high:.2f})"
+
+    return [cell(max(hist, key=lambda h: h[key])), cell(hist[-1])]
 
 
 def _flat(data: dict, prefix: str = "") -> list[list[str]]:

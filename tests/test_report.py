@@ -104,6 +104,29 @@ def test_a_comparison_under_three_seeds_says_how_many_and_why(tmp_path):
     assert f"{counts}: no reason given (the block's --why says why)._" in second
 
 
+def test_a_rate_in_the_runs_table_carries_its_bouts_and_interval(tmp_path):
+    run = fake_run(tmp_path / "results", "box", 1, {0: 0, 100: 0, 200: 0}, game="Boxing-Atari2600", state="Start")
+
+    def bouts(won: int, n: int = 20, alike: bool = False) -> list[dict]:
+        return [{"r": 5.0 if alike else float(i), "frames": 7000, "success": i < won} for i in range(n)]
+
+    evals = [(0, bouts(2)), (100, bouts(18)), (200, bouts(3)), (300, bouts(1, 1)), (400, bouts(0, 4, alike=True))]
+    (run / "eval" / "history.jsonl").write_text("".join(
+        json.dumps({"frames": f, "win_rate": sum(e["success"] for e in eps) / len(eps), "episodes": eps}) + "\n"
+        for f, eps in evals))
+    doc = tmp_path / "r.md"
+    doc.write_text("<!-- report: runs results/box --metric eval/win_rate -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    row = next(line for line in doc.read_text().splitlines() if line.startswith("| results/box"))
+    # the best rate is 1 of 1, whose interval says how little that is; the last is 4 alike bouts: one sample
+    assert "| 1 (1/1; 0.21-1.00) | 0 (0/4, identical episodes) |" in row, row
+    (run / "eval" / "history.jsonl").write_text("".join(
+        json.dumps({"frames": f, "win_rate": sum(e["success"] for e in eps) / len(eps), "episodes": eps}) + "\n"
+        for f, eps in evals[:3]))
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    assert "| 0.9 (18/20; 0.70-0.97) | 0.15 (3/20; 0.05-0.36) |" in doc.read_text()
+
+
 def test_the_committed_results_match_the_committed_record(capsys):
     """docs/results.md's tables are what `make results` makes from results/ (fails when one was edited by
     hand or the record changed without them)."""
