@@ -23,6 +23,8 @@ Block kinds:
   generations (NEAT), best and final value of the metric (a rate with its episodes and 95% Wilson interval),
   first success (frames and minutes).
 - ``bench FILE.json``: a benchmark's JSON output as a table of its keys (date and machine included).
+- ``evals FILE.json...``: ``retrodojo evaluate``'s results.json files (``--out``), one row each: the policy,
+  the env seed, episodes, success with its 95% Wilson interval, the return, the env settings it changed.
 """
 
 from __future__ import annotations
@@ -203,7 +205,37 @@ def bench_block(args, root: Path, plots: bool = True) -> str:
     return "\n".join(out)
 
 
-KINDS = {"compare": compare_block, "runs": runs_block, "bench": bench_block}
+def evals_block(args, root: Path, plots: bool = True) -> str:
+    """The ``evals`` block: ``retrodojo evaluate``'s results.json files, one row each: the policy played,
+    the env seed, episodes (distinct ones), success with its 95% Wilson interval, the return, and the env
+    settings the evaluation changed."""
+    from wrappers.errors import read_text_file
+
+    rows = []
+    for p in args.paths:
+        path = root / p
+        hint = "Give the results.json that `retrodojo evaluate` wrote (--out)."
+        try:
+            data = json.loads(read_text_file(path, "evaluation", hint))
+            o = data["overall"]
+            n, rate, (low, high) = int(o["episodes"]), float(o["success_rate"]), o["success_interval"]
+            ret = o["return"]
+        except UserError:
+            raise
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            raise UserError(f"report: {path} is not an evaluation's results.json ({e!r}). {hint}") from None
+        changed = ", ".join(f"{k} {v.get('evaluated')!r}" for k, v in (data.get("env_overrides") or {}).items()
+                            if isinstance(v, dict)) or "-"
+        run = Path(str(data.get("run", "-")))
+        rows.append([f"`{p}`", f"{run.parent.name}/{run.name}", str(data.get("checkpoint", "-")),
+                     _fmt(data.get("seed")), f"{n} ({_fmt(o.get('distinct'))} distinct)",
+                     f"{rate:.2f} ({round(rate * n)}/{n}; {low:.2f}-{high:.2f})",
+                     f"{_fmt(ret['mean'])} (std {_fmt(ret['std'])})", changed])
+    return _table(["file", "run", "policy", "env seed", "episodes", "success (95% Wilson)", "return",
+                   "env as evaluated"], rows)
+
+
+KINDS = {"compare": compare_block, "runs": runs_block, "bench": bench_block, "evals": evals_block}
 
 
 def render(command: str, root: Path, plots: bool = True) -> str:

@@ -127,6 +127,33 @@ def test_a_rate_in_the_runs_table_carries_its_bouts_and_interval(tmp_path):
     assert "| 0.9 (18/20; 0.70-0.97) | 0.15 (3/20; 0.05-0.36) |" in doc.read_text()
 
 
+def test_an_evals_block_tabulates_evaluations_with_their_interval_and_refuses_other_files(tmp_path, capsys):
+    from experiments.evaluate import describe, results
+    from wrappers.settings import EnvSpec
+
+    eps = [{"r": float(i), "progress": 0.0, "success": i < 17, "frames": 7000 + i, "state": "Start",
+            "reason": "bout_over"} for i in range(20)]
+
+    spec = EnvSpec(game="Boxing-Atari2600", state="Start", profile="boxing", sticky_prob=0.25)
+    out = results(eps, {}, spec, False, run="results/box/neat-s2", agent="results/box/neat-s2/best",
+                  checkpoint="best", algo="neat", states=["Start"], seed=1,
+                  env_overrides={"sticky_prob": {"saved": 0.0, "evaluated": 0.25}})
+    assert out["overall"] == describe(eps)
+    (tmp_path / "e.json").write_text(json.dumps(out))
+    (tmp_path / "bench.json").write_text(json.dumps({"fps": 1.0}))
+    doc = tmp_path / "r.md"
+    doc.write_text("<!-- report: evals e.json -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    row = next(line for line in doc.read_text().splitlines() if line.startswith("| `e.json`"))
+    assert row == ("| `e.json` | box/neat-s2 | best | 1 | 20 (20 distinct) | 0.85 (17/20; 0.64-0.95) | 9.5 (std 5.766) "
+                   "| sticky_prob 0.25 |"), row
+    doc.write_text("<!-- report: evals bench.json -->\n<!-- /report -->\n")
+    capsys.readouterr()
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "bench.json is not an evaluation's results.json" in err and "Traceback" not in err
+
+
 def test_the_committed_results_match_the_committed_record(capsys):
     """docs/results.md's tables are what `make results` makes from results/ (fails when one was edited by
     hand or the record changed without them)."""

@@ -107,7 +107,7 @@ def test_eval_env_is_the_env_the_run_evaluates_in(tmp_path):
     from experiments.run import Run
 
     spec = load_spec("boxing_neat", ["eval.env.max_frames=40", "eval.env.noop_max=3"])
-    assert spec.env_spec().max_frames == 1800 and spec.env_spec().noop_max == 0  # training's env is unchanged
+    assert spec.env_spec().max_frames == 9000 and spec.env_spec().noop_max == 0  # training's env is unchanged
     run = Run.create(spec, 1, tmp_path / "runs")
     try:
         result = run._eval().run(_Press(), episodes=2)
