@@ -413,6 +413,8 @@ def cmd_evaluate(args) -> int:
     out_dir = eval_out_dir(path, agent_dir, spec is not None, args.out)
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed {args.seed}: give a seed of 0 or more.")
+    if out_dir.exists() and not out_dir.is_dir():  # before any episode is played, not after
+        raise UserError(f"--out {out_dir}: that is a file; give a folder for results.json (it is made if missing).")
     video = None
     if args.video:
         video = Path(args.video) if args.video != "auto" else out_dir / f"{agent.algo}-{stamp}.mp4"

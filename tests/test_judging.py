@@ -229,6 +229,9 @@ def test_a_recorded_run_keeps_its_best_policy_and_evaluate_plays_fresh_episodes_
     capsys.readouterr()
     assert main(["evaluate", str(rec), "--seed", "-1"]) == 2
     assert "--seed -1" in capsys.readouterr().err
+    (tmp_path / "a_file").write_bytes(b"\x00")
+    assert main(["evaluate", str(rec), "--out", str(tmp_path / "a_file")]) == 2
+    assert "that is a file; give a folder" in " ".join(capsys.readouterr().err.split())
 
 
 @pytest.mark.slow
