@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,26 @@ def action_shares(episodes: list[dict]) -> dict[str, float]:
     return {label: n / total for label, n in counts.items()} if total else {}
 
 
+def _one_torch_thread() -> int | None:
+    """Play with one torch thread; returns the count to restore (None where torch is not loaded: NEAT).
+
+    Evaluation runs one observation at a time, where more intra-op threads buy nothing and on a busy machine
+    cost a lot: a Nature CNN forward pass took 21 ms with 2 threads against 1.7 ms with 1 beside a PPO run
+    on this 2-core machine (benchmarks/eval_threads.py)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    return threads
+
+
+def _restore_torch_threads(threads: int | None) -> None:
+    """Undo :func:`_one_torch_thread`."""
+    if threads is not None:
+        sys.modules["torch"].set_num_threads(threads)
+
+
 class Evaluator:
     """Plays a :class:`agents.base.Policy` on the eval protocol; the env lives until :meth:`close`.
 
@@ -270,6 +291,7 @@ class Evaluator:
             window.rate = venv.env_method("screen_rate")[0]
             venv.local_env = Tap(venv.local_env, window, every_frame=True)
         total = episodes or self.episodes
+        threads = _one_torch_thread()
         try:
             for i in range(total):
                 state_name = self.states[i % len(self.states)] if self.states else None
@@ -314,6 +336,7 @@ class Evaluator:
                             on_episode(i, ep)
                         break
         finally:
+            _restore_torch_threads(threads)
             if writer:
                 writer.close()
             if window is not None:

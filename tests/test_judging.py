@@ -287,3 +287,39 @@ def test_compare_groups_by_config_with_intervals_and_writes_a_page(tmp_path, cap
     assert "n=2: no interval" in text and "Across tasks" not in text
     assert "P(A &gt; B)" in text and str(runs) in text
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+class _ThreadCounter:
+    """A policy that notes torch's intra-op thread count at every step it is asked for."""
+
+    def __init__(self):
+        self.seen: set[int] = set()
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        """One no-op action; records the thread count."""
+        import torch
+
+        self.seen.add(torch.get_num_threads())
+        return np.zeros((1,), dtype=np.int64), None
+
+
+def test_evaluation_plays_on_one_torch_thread_and_gives_the_count_back():
+    import torch
+
+    from experiments.evaluate import Evaluator
+    from wrappers.settings import EnvSpec
+
+    spec = EnvSpec(game="Boxing-Atari2600", state="Start", profile="boxing", stuck_frames=None, max_frames=200,
+                   actions="ale")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    policy = _ThreadCounter()
+    ev = Evaluator(spec, episodes=2)
+    try:
+        result = ev.run(policy)
+        assert len(result["episodes"]) == 2
+        assert policy.seen == {1}
+        assert torch.get_num_threads() == 2  # the trainer's count comes back for its next update
+    finally:
+        ev.close()
+        torch.set_num_threads(before)
