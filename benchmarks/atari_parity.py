@@ -58,18 +58,24 @@ def _ale_env(seed: int | None = None):
 
 def _evaluate_reference(model, episodes: int, seed: int) -> dict:
     """Whole bouts with sampled actions on a fresh ALE env: margins (Monitor's raw return) and wins."""
+    import torch
     from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack, VecTransposeImage
 
     venv = VecTransposeImage(VecFrameStack(DummyVecEnv([lambda: _ale_env()]), n_stack=4))
     venv.seed(seed)
     margins = []
     obs = venv.reset()
-    while len(margins) < episodes:
-        action, _ = model.predict(obs, deterministic=False)
-        obs, _r, done, infos = venv.step(action)
-        if done[0] and "episode" in infos[0]:
-            margins.append(float(infos[0]["episode"]["r"]))
-    venv.close()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as retrodojo's Evaluator: batch-1 passes on more threads only contend
+    try:
+        while len(margins) < episodes:
+            action, _ = model.predict(obs, deterministic=False)
+            obs, _r, done, infos = venv.step(action)
+            if done[0] and "episode" in infos[0]:
+                margins.append(float(infos[0]["episode"]["r"]))
+    finally:
+        torch.set_num_threads(threads)
+        venv.close()
     return {"return": sum(margins) / len(margins), "win_rate": sum(m > 0 for m in margins) / len(margins),
             "success_rate": sum(m > 0 for m in margins) / len(margins), "episodes": [{"r": m} for m in margins]}
 
