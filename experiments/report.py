@@ -23,6 +23,9 @@ Block kinds:
   generations (NEAT), best and final value of the metric (a rate with its episodes and 95% Wilson interval),
   first success (frames and minutes).
 - ``bench FILE.json``: a benchmark's JSON output as a table of its keys (date and machine included).
+- ``fights PATH... [--random FILE.json] [--window FRAMES]``: one row per fight experiment and algorithm,
+  seeds pooled (:mod:`experiments.fights`): the last evaluation's margin and win rate over its bouts with a
+  95% Wilson interval, the training bouts of the last ``--window`` frames, and the random policy's line.
 - ``evals FILE.json...``: ``retrodojo evaluate``'s results.json files (``--out``), one row each: the policy,
   the env seed, episodes, success with its 95% Wilson interval, the return, the env settings it changed.
 """
@@ -47,6 +50,9 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     if kind in ("compare", "runs"):
         p.add_argument("--metric", default="eval/progress")
+    if kind == "fights":
+        p.add_argument("--random", help="scripts/random_policy.py's --json output, the table's last line")
+        p.add_argument("--window", type=float, default=100_000)
     if kind == "compare":
         p.add_argument("--at", type=float)
         p.add_argument("--window", type=float)
@@ -235,7 +241,34 @@ def evals_block(args, root: Path, plots: bool = True) -> str:
                    "env as evaluated"], rows)
 
 
-KINDS = {"compare": compare_block, "runs": runs_block, "bench": bench_block, "evals": evals_block}
+def fights_block(args, root: Path, plots: bool = True) -> str:
+    """The ``fights`` block: :func:`experiments.fights.table` over finished runs (unfinished ones named under
+    it), with the random policy's line when ``--random`` names its JSON."""
+    from experiments.fights import run_row, table
+    from experiments.run import find_runs
+    from wrappers.errors import read_json_file
+
+    missing = [p for p in args.paths if not (root / p).exists()]
+    rows = [run_row(r, args.window) for r in find_runs([root / p for p in args.paths if (root / p).exists()])]
+    random = None
+    if args.random:
+        random = read_json_file(root / args.random, "random-policy result", "Write it with `.venv/bin/python "
+                                "scripts/random_policy.py EXPERIMENT --json > FILE`.")
+        if not isinstance(random, dict):
+            raise UserError(f"report: {args.random} holds JSON but not scripts/random_policy.py's output.")
+    done = [r for r in rows if r["status"] == "finished"]
+    out = [f"_Not in the record yet: {', '.join(missing)}._\n"] if missing else []
+    if done or random:
+        out.append(("\n" if out else "") + table(done, random, args.window))
+    for r in rows:
+        if r["status"] != "finished":
+            where = Path(r["run"]).relative_to(root) if Path(r["run"]).is_relative_to(root) else r["run"]
+            out.append(f"\n_Not in the table: {where} ({r['status']} at {r['frames']:,.0f} frames)._\n")
+    return "".join(out) or f"_No run under {', '.join(args.paths)}._\n"
+
+
+KINDS = {"compare": compare_block, "runs": runs_block, "bench": bench_block, "evals": evals_block,
+         "fights": fights_block}
 
 
 def render(command: str, root: Path, plots: bool = True) -> str:

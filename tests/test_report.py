@@ -190,3 +190,44 @@ def test_recording_thins_only_the_tags_over_the_limit_and_says_so(tmp_path):
     assert len(kept) == 8 and kept[0] == (0, 0.0) and kept[-1] == (490, 2401.0)
     assert all(v == (s // 10) ** 2 for s, v in kept)
     assert read_scalars(tmp_path / "rec", "eval/progress") == read_scalars(tmp_path / "run", "eval/progress")
+
+
+def test_a_fights_block_pools_bouts_over_seeds_beside_the_random_policy(tmp_path, capsys):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from experiments.evaluate import wilson_interval
+
+    res = tmp_path / "results"
+    for seed, won, margins in [(1, 18, [4.0, 6.0]), (2, 15, [-2.0, 2.0])]:
+        run = fake_run(res, "box_ppo", seed, {0: 0, 200_000: 0}, game="Boxing-Atari2600", state="Start",
+                       eval={"deterministic": False})
+        bouts = [{"r": float(i - 5), "frames": 7000, "success": i < won} for i in range(20)]
+        (run / "eval" / "history.jsonl").write_text(json.dumps(
+            {"frames": 200_000, "return": 3.5 * seed, "win_rate": won / 20, "episodes": bouts}) + "\n")
+        with SummaryWriter(str(run / "tb")) as w:
+            # the first bout is outside the last 100k frames, so the window must leave it out
+            for step, m in [(50_000, -90.0), (150_000, margins[0]), (190_000, margins[1])]:
+                w.add_scalar("train/episode_return", m, step)
+    unfinished = fake_run(res, "box_ppo", 3, {0: 0, 100: 0}, game="Boxing-Atari2600", state="Start")
+    meta = json.loads((unfinished / "meta.json").read_text())
+    (unfinished / "meta.json").write_text(json.dumps({**meta, "status": "stopped"}))
+    (res / "random.json").write_text(json.dumps({"episodes": 20, "mean": {"return": 0.8, "win_rate": 0.65,
+                                                                          "points_for": 33, "points_against": -32},
+                                                 "return_std": 5.7}))
+    doc = tmp_path / "r.md"
+    doc.write_text("<!-- report: fights results/box_ppo --random results/random.json -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    text = doc.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| box_ppo (ppo)"))
+    low, high = wilson_interval(33, 40)
+    assert "| 1, 2 | 0.20M / 0.20M |" in row and "| sampled, 20 bouts |" in row
+    assert f"| **0.82 (33/40; {low:.2f}-{high:.2f})** (18/20 / 15/20) |" in row, row
+    assert "| **5.2** (3.5 / 7.0) |" in row  # the last evaluation's margins
+    assert "| **2.5** (5.0 / 0.0) |" in row  # training bouts of the last 100k frames only
+    assert "| random policy | - | - | - | uniform, 20 bouts | 0.8 (std 5.7) | 0.65 (13/20; 0.43-0.82) |" in text
+    assert "_Not in the table: results/box_ppo/ppo-s3 (stopped at 100 frames)._" in text
+    # the random line's file must be the random policy's JSON
+    (res / "random.json").write_text("[1, 2]")
+    capsys.readouterr()
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
+    assert "random_policy.py" in capsys.readouterr().err
