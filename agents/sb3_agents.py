@@ -137,6 +137,22 @@ def cnn_policy_kwargs(user: dict) -> dict:
     return {**out, **user}
 
 
+#: Hidden-layer activations a saved multi-input policy may name in model.json (older files name none: tanh).
+ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
+
+
+def multi_policy_kwargs(user: dict, activation: str = "relu") -> dict:
+    """Policy kwargs for pixels beside RAM (``MultiInputPolicy``): ReLU hidden layers, not SB3's tanh.
+
+    SB3 puts two 64-unit tanh layers per head on the concatenated features, and the Nature CNN's ReLU
+    features are unbounded: in boxing_ppo_pixram at lr 1e-3 they grew to ~80 within the first updates,
+    62% of the value head's tanh units sat at +-1 and the value was one constant for every observation
+    (explained variance 0 from the second update to 2M frames; the run learned nothing). User settings
+    win.
+    """
+    return {"activation_fn": ACTIVATIONS[activation], **user}
+
+
 class SB3Agent:
     """An SB3 model behind the agent interface. Subclasses name the algorithm and its model class."""
 
@@ -175,10 +191,12 @@ class SB3Agent:
 
     # ------------------------------------------------------------------ learning
 
-    def _new_model(self, venv, setup: bool = True, device: str | None = None):
+    def _new_model(self, venv, setup: bool = True, device: str | None = None, activation: str = "relu"):
         kw = self.spec.hyperparams.to_sb3()
         if self.spec.policy == "cnn":
             kw["policy_kwargs"] = cnn_policy_kwargs(kw["policy_kwargs"])
+        elif self.spec.policy == "multi":
+            kw["policy_kwargs"] = multi_policy_kwargs(kw["policy_kwargs"], activation)
         return self.model_class()(self.policy_name(), venv, seed=self.seed, device=device or self.spec.device,
                                   verbose=0, _init_setup_model=setup, **kw)
 
@@ -294,7 +312,11 @@ class SB3Agent:
                                     "observation_space",
                                     max_values=MAX_MLP_INPUTS if self.spec.policy == "mlp" else MAX_SPACE_VALUES)
         act_space = space_from_json(top.get("action_space", lambda v: True, ""), model_path, "action_space")
-        model = self._new_model(venv, setup=False, device=device)
+        activation = "relu"
+        if self.spec.policy == "multi":
+            activation = top.get("activation", lambda v: isinstance(v, str) and v in ACTIVATIONS,
+                                 f"one of {', '.join(ACTIVATIONS)}", optional=True) or "tanh"
+        model = self._new_model(venv, setup=False, device=device, activation=activation)
         if venv is None:
             model.observation_space, model.action_space = obs_space, act_space
             model.n_envs = top.int("n_envs", lo=1)

@@ -226,6 +226,13 @@ def _episodes(buffer) -> list:
     return [{k: float(e[k]) for k in ("r", "l", "t") if k in e} for e in buffer or []]
 
 
+def activation_name(policy) -> str:
+    """The hidden layers' activation of an SB3 policy, by name (``relu``, ``tanh``): model.json keeps it,
+    since a multi-input policy's default changed from SB3's tanh to ReLU and the weights alone cannot
+    tell."""
+    return getattr(policy, "activation_fn", torch.nn.Tanh).__name__.lower()
+
+
 def write_model(model, folder: Path, algo: str, policy: str, optimizer: bool = False, half: bool = False) -> None:
     """Write an SB3 model's policy (and optimizer) as safetensors, and model.json, into ``folder``."""
     stored, _ = unique_names(model.policy)
@@ -237,6 +244,7 @@ def write_model(model, folder: Path, algo: str, policy: str, optimizer: bool = F
            "weights": "float16" if half else "float32",
            "observation_space": space_to_json(model.observation_space),
            "action_space": space_to_json(model.action_space), "n_envs": int(model.n_envs),
+           "activation": activation_name(model.policy),
            **{k: int(getattr(model, k)) for k in COUNTERS},
            "_current_progress_remaining": float(model._current_progress_remaining),
            "ep_info_buffer": _episodes(model.ep_info_buffer),

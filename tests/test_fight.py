@@ -375,6 +375,49 @@ def test_ram_observation_alone_and_beside_pixels_through_the_vec_env():
         venv.close()
 
 
+def test_pixels_beside_ram_learn_through_relu_layers_and_a_saved_policy_keeps_its_activation(tmp_path):
+    """SB3's tanh heads saturated on the Nature CNN's unbounded features (boxing_ppo_pixram: a constant
+    value for every observation); the multi-input policy uses ReLU, and model.json says which one a file
+    holds, so a policy saved before the change still plays with the tanh it learned with."""
+    import json
+
+    import torch
+
+    from agents.sb3_agents import PPOAgent, PPOSpec
+
+    env_spec = _boxing(obs="pixels+ram", frame_stack=2)
+    agent = PPOAgent(PPOSpec.model_validate({"algo": "ppo", "policy": "multi", "n_envs": 2,
+                                             "hyperparams": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}),
+                     env_spec, seed=1)
+    venv = make_vec_env(env_spec, n_envs=2, seed=0)
+    try:
+        agent.model = agent._new_model(venv)
+        agent.model.learn(total_timesteps=32)
+        obs = venv.reset()
+    finally:
+        venv.close()
+    hidden = lambda m: {type(x) for x in m.policy.mlp_extractor.modules() if not isinstance(  # noqa: E731
+        x, (torch.nn.Sequential, torch.nn.Linear)) and x is not m.policy.mlp_extractor}
+    assert hidden(agent.model) == {torch.nn.ReLU}
+    agent.save(tmp_path / "a")
+    assert json.loads((tmp_path / "a" / "model.json").read_text())["activation"] == "relu"
+    loaded = PPOAgent.load(tmp_path / "a")
+    assert hidden(loaded.model) == {torch.nn.ReLU}
+    values = lambda m: m.policy.predict_values(m.policy.obs_to_tensor(obs)[0]).detach()  # noqa: E731
+    assert torch.allclose(values(loaded.model), values(agent.model))
+    # a file from before the change names no activation: it was SB3's tanh, and plays as such
+    doc = json.loads((tmp_path / "a" / "model.json").read_text())
+    del doc["activation"]
+    (tmp_path / "a" / "model.json").write_text(json.dumps(doc))
+    old = PPOAgent.load(tmp_path / "a")
+    assert hidden(old.model) == {torch.nn.Tanh}
+    assert not torch.allclose(values(old.model), values(agent.model))
+    doc["activation"] = "os.system"
+    (tmp_path / "a" / "model.json").write_text(json.dumps(doc))
+    with pytest.raises(Exception, match="activation"):
+        PPOAgent.load(tmp_path / "a")
+
+
 def test_obs_ram_needs_an_observe_section():
     from wrappers.settings import env_problems
 
