@@ -418,6 +418,25 @@ def test_pixels_beside_ram_learn_through_relu_layers_and_a_saved_policy_keeps_it
         PPOAgent.load(tmp_path / "a")
 
 
+def test_ram_stack_gives_pixels_beside_ram_the_last_readings_and_only_there():
+    from wrappers.settings import env_problems
+
+    with make_env(_boxing(obs="pixels+ram", frame_stack=2, ram_stack=3), seed=0) as env:
+        obs, _ = env.reset()
+        assert obs["pixels"].shape == (2, 84, 84) and obs["ram"].shape == (27,)
+        assert (obs["ram"][:9] == obs["ram"][18:]).all()  # the stack starts filled with the first reading
+        for _ in range(5):
+            obs, *_ = env.step(3)  # RIGHT, before the boxers meet: x grows step by step
+        oldest, middle, newest = obs["ram"].reshape(3, 9)
+        x1 = list(load_profile("boxing").observe).index("x1")
+        assert oldest[x1] < middle[x1] < newest[x1]
+    with make_env(_boxing(obs="pixels+ram", frame_stack=2), seed=0) as env:
+        assert env.observation_space["ram"].shape == (9,)  # unset: the newest reading, as before ram_stack
+    assert env_problems({"game": "Boxing-Atari2600", "profile": "boxing", "obs": "ram", "ram_stack": 2}) == [
+        ("ram_stack", "stacks the RAM part of obs: pixels+ram; with obs: ram, frame_stack stacks the readings: "
+                      "leave ram_stack out")]
+
+
 def test_obs_ram_needs_an_observe_section():
     from wrappers.settings import env_problems
 

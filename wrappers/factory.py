@@ -82,7 +82,7 @@ def make_env(spec: EnvSpec | dict, seed: int | None = None, profile=None) -> gym
     if spec.frame_stack > 1 and spec.obs != "ram":
         env = FrameStack(env, spec.frame_stack)
     if spec.obs == "pixels+ram":
-        env = RamObservation(env, profile.observe, keep_pixels=True)
+        env = RamObservation(env, profile.observe, stack=spec.ram_stack or 1, keep_pixels=True)
     if spec.reward_scale != 1.0 or spec.reward_clip is not None:
         env = RewardScaleClip(env, spec.reward_scale, spec.reward_clip)
     if seed is not None:

@@ -43,6 +43,9 @@ class EnvSettings(StrictModel):
     resize: tuple[int, int] | None = Field(default=(84, 84), description="[height, width]; null keeps the size.")
     grayscale: bool = Field(default=True, description="One luma channel instead of RGB.")
     frame_stack: int = Field(default=4, ge=1, le=32, description="Observations stacked along the channels.")
+    ram_stack: int | None = Field(
+        default=None, ge=1, le=32, description="obs: pixels+ram only: readings of the RAM variables side by side "
+                                               "(default 1, the newest; frame_stack stacks the screens).")
     stuck_frames: int | None = Field(
         default=600, gt=0, description="End after this many frames without a new progress maximum.")
     max_frames: int | None = Field(default=18_000, gt=0, description="Episode time limit in frames.")
@@ -216,6 +219,9 @@ def env_problems(data: Mapping[str, Any], require_rom: bool = True, profile=None
                                         f"{profile.name} (its terms: {', '.join(profile.rewards)})"))
     if data.get("obs") == "tiles" and not roms.short_name(canonical).startswith("SuperMarioBros-Nes"):
         problems.append(("obs", f"tiles reads Super Mario Bros' RAM and does not work for {game}"))
+    if data.get("ram_stack") is not None and data.get("obs") != "pixels+ram":
+        problems.append(("ram_stack", "stacks the RAM part of obs: pixels+ram; with obs: ram, frame_stack stacks "
+                                      "the readings: leave ram_stack out"))
     if data.get("obs") in ("ram", "pixels+ram") and not profile.observe:
         problems.append(("obs", f"{data['obs']} needs the variables to observe: profile {profile.name} has no "
                                 "observe section"))
