@@ -231,3 +231,14 @@ def test_a_fights_block_pools_bouts_over_seeds_beside_the_random_policy(tmp_path
     capsys.readouterr()
     assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
     assert "random_policy.py" in capsys.readouterr().err
+
+
+def test_every_policy_in_the_record_loads_with_todays_code():
+    """The record is judged again by later code: a setting added to the env spec must still read the
+    agent.json files written before and after it (each a NEAT genome or SB3 weights, no env built)."""
+    from agents.base import load
+
+    folders = sorted(p.parent for p in (Path(__file__).parents[1] / "results").glob("*/*/*/agent.json"))
+    assert any(f.parent.parent.name == "boxing_ppo_pixram" for f in folders) and len(folders) >= 10
+    for folder in folders:
+        assert load(folder, device="cpu").policy() is not None, folder

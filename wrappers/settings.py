@@ -219,7 +219,8 @@ def env_problems(data: Mapping[str, Any], require_rom: bool = True, profile=None
                                         f"{profile.name} (its terms: {', '.join(profile.rewards)})"))
     if data.get("obs") == "tiles" and not roms.short_name(canonical).startswith("SuperMarioBros-Nes"):
         problems.append(("obs", f"tiles reads Super Mario Bros' RAM and does not work for {game}"))
-    if data.get("ram_stack") is not None and data.get("obs") != "pixels+ram":
+    ram_stack = data.get("ram_stack", 1)
+    if isinstance(ram_stack, int) and ram_stack > 1 and data.get("obs") != "pixels+ram":
         problems.append(("ram_stack", "stacks the RAM part of obs: pixels+ram; with obs: ram, frame_stack stacks "
                                       "the readings: leave ram_stack out"))
     if data.get("obs") in ("ram", "pixels+ram") and not profile.observe:
