@@ -57,6 +57,16 @@ def _git_commit() -> str | None:
         return None
 
 
+def _remove_folder(folder: Path) -> None:
+    """Delete a folder so that a kill midway never leaves a half-deleted one under its name: rename, then delete."""
+    gone = folder.with_name(f".{folder.name}.gone-{os.getpid()}")
+    try:
+        os.replace(folder, gone)
+    except OSError:
+        return
+    shutil.rmtree(gone, ignore_errors=True)
+
+
 def _write_json_atomic(path: Path, data) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
@@ -369,13 +379,14 @@ class Run:
             self.curriculum.save(tmp)
         _write_json_atomic(tmp / CHECKPOINT_FILE, {"frames": frames, "time": time.time(), "last_eval": self.last_eval,
                                                    "train_seconds": self.train_seconds()})
-        if final.exists():  # the same frame count twice (a stop right after a checkpoint): keep the new one
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        from agents.safe_io import replace_folder
+
+        # the same frame count twice (a stop right after a checkpoint) keeps the new one
+        replace_folder(tmp, final)
         self._last_ckpt = frames
         for old in self.checkpoints()[: -self.spec.checkpoint.keep]:
-            shutil.rmtree(old, ignore_errors=True)
-        for stale in root.glob(".tmp-*"):
+            _remove_folder(old)
+        for stale in [*root.glob(".tmp-*"), *root.glob(".*.old-*"), *root.glob(".*.gone-*")]:
             shutil.rmtree(stale, ignore_errors=True)
         # the machine's load beside the run: a time-budgeted result means little without it
         load = self.meta.setdefault("load_1min", {"checkpoints": 0, "mean": 0.0, "max": 0.0})
@@ -533,10 +544,10 @@ class Run:
         tmp = self.dir / f".{name}-tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         agent.save(tmp)
+        from agents.safe_io import replace_folder
+
         target = self.dir / name
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        replace_folder(tmp, target)
         return target
 
     def _write_hparams(self) -> None:

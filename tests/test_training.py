@@ -163,6 +163,49 @@ def test_sigkill_during_training_resumes_from_last_checkpoint(tmp_path):
 
 
 
+class _Killed(BaseException):
+    """Stands for SIGKILL arriving in the middle of a folder's deletion."""
+
+
+def test_a_kill_midway_through_pruning_or_replacing_a_checkpoint_leaves_only_complete_ones(tmp_path, monkeypatch):
+    import shutil
+
+    import experiments.run as run_mod
+    from experiments.run import Run
+    from experiments.spec import load_spec
+
+    spec = load_spec(write_experiment(tmp_path, "a2c", 8192))
+    run = Run.create(spec, 7, tmp_path / "runs")
+
+    def write(folder: Path) -> None:
+        for name in ("policy.safetensors", "optimizer.safetensors", "agent.json"):
+            (folder / name).write_text(name)
+
+    real_rmtree = shutil.rmtree
+
+    def killed_midway(path, *args, **kwargs):
+        # one file gone, then the process dies: what a kill does to a deletion in progress
+        if not Path(path).exists():
+            return
+        files = sorted(Path(path).iterdir())
+        files[0].unlink() if files[0].is_file() else real_rmtree(files[0])
+        raise _Killed
+
+    for frames in (1024, 2048):
+        run.save_checkpoint(frames, write)
+    monkeypatch.setattr(run_mod.shutil, "rmtree", killed_midway)
+    for frames in (3072, 3072):  # the first prunes 1024 (keep: 2), the second replaces 3072
+        with pytest.raises(_Killed):
+            run.save_checkpoint(frames, write)
+        visible = [p for p in (run.dir / "checkpoints").iterdir() if not p.name.startswith(".")]
+        assert visible and all((p / "checkpoint.json").is_file() and len(list(p.iterdir())) == 4 for p in visible)
+        assert Run.checkpoints_of(run.dir) == sorted(visible)
+    monkeypatch.setattr(run_mod.shutil, "rmtree", real_rmtree)
+    run.save_checkpoint(4096, write)
+    assert sorted(p.name for p in (run.dir / "checkpoints").iterdir()) == ["000000003072", "000000004096"]
+    run.close("interrupted")
+
+
 @pytest.mark.slow
 def test_a_killed_env_worker_ends_the_run_with_a_checkpoint_and_it_resumes(tmp_path):
     runs = tmp_path / "runs"
