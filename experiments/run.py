@@ -30,6 +30,7 @@ from experiments.spec import ExperimentSpec, dump_spec
 from wrappers.errors import read_json_file
 
 CHECKPOINT_FILE = "checkpoint.json"
+LOAD_EVERY_S = 60.0
 
 
 def _versions() -> dict:
@@ -113,6 +114,7 @@ class Run:
             self._truncate_history(self.start_frames)
         self._t0 = time.perf_counter()
         self._t_last = self._t0
+        self._load_t = -float("inf")  # the first progress note samples the load at once
         self._fps_since = (self._t0, self.start_frames)
         self.frames = self.start_frames
         self.seconds_before = float(info.get("train_seconds", 0.0))  # training time of earlier invocations
@@ -353,12 +355,28 @@ class Run:
         if now - self._t_last < 2.0 and frames < self.budget_frames:
             return
         self._t_last = now
+        if now - self._load_t >= LOAD_EVERY_S:
+            self._load_t = now
+            self._sample_load()
         fps = (frames - self._fps_since[1]) / max(now - self._fps_since[0], 1e-9)
         self.scalar("time/fps", fps, frames)
         self.scalar("time/elapsed_s", self.train_seconds(), frames)
         if self._progress_cb:
             self._progress_cb(frames, {"fps": fps, "last_eval": self.last_eval, "seconds": self.train_seconds(),
                                        "generation": self.generation})
+
+    def _sample_load(self) -> None:
+        """Fold the machine's 1-minute load into meta.json's ``load_1min`` (a time-budgeted result means little
+        without it). Sampled once a minute while learning, so the ~2-minute pauses of evaluations, where a
+        sample at each checkpoint used to land, do not pull the mean down."""
+        load = self.meta.get("load_1min")
+        if not isinstance(load, dict) or "samples" not in load:  # none yet, or the per-checkpoint kind
+            load = {"samples": 0, "mean": 0.0, "max": 0.0, "every_s": LOAD_EVERY_S}
+        now = os.getloadavg()[0]
+        load["mean"] = round((load["mean"] * load["samples"] + now) / (load["samples"] + 1), 2)
+        load["max"] = round(max(load["max"], now), 2)
+        load["samples"] += 1
+        self.meta["load_1min"] = load
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -388,12 +406,6 @@ class Run:
             _remove_folder(old)
         for stale in [*root.glob(".tmp-*"), *root.glob(".*.old-*"), *root.glob(".*.gone-*")]:
             shutil.rmtree(stale, ignore_errors=True)
-        # the machine's load beside the run: a time-budgeted result means little without it
-        load = self.meta.setdefault("load_1min", {"checkpoints": 0, "mean": 0.0, "max": 0.0})
-        now = os.getloadavg()[0]
-        load["mean"] = round((load["mean"] * load["checkpoints"] + now) / (load["checkpoints"] + 1), 2)
-        load["max"] = round(max(load["max"], now), 2)
-        load["checkpoints"] += 1
         self.update_meta(frames=frames, status="running", last_checkpoint=final.name)
         return final
 

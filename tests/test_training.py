@@ -63,6 +63,9 @@ def test_train_checkpoint_resume_evaluate(tmp_path, algo, capsys):
     assert main(["train", "--resume", str(run), "--set", "budget.frames=4096"]) == 0
     second = meta(run)
     assert second["status"] == "finished" and second["resumes"] == 1 and second["frames"] >= 4096
+    # the machine's load beside the run, sampled while it learns (at once in each invocation, then each minute)
+    load, before = second["load_1min"], first["load_1min"]
+    assert before["samples"] >= 1 and load["samples"] > before["samples"] and 0 <= load["mean"] <= load["max"]
     agent = agents.load(run / "final")
     assert agent.model.num_timesteps * 4 == second["frames"]
     # one line across the resume: every evaluation once, no restart at zero, no gap
