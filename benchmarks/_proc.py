@@ -40,13 +40,9 @@ def stamp() -> dict:
                                 cwd=os.path.dirname(os.path.abspath(__file__)), timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
+    from experiments.run import cpu_model
+
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": f"{os.cpu_count()} CPUs ({model or platform.machine()}), {mem:.0f} GiB, "
+            "machine": f"{os.cpu_count()} CPUs ({cpu_model()}), {mem:.0f} GiB, "
                        f"{platform.system()} {platform.release()}",
             "load_1min_at_end": round(os.getloadavg()[0], 2), "git_commit": commit or "unknown"}

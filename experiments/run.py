@@ -58,6 +58,17 @@ def _git_commit() -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else the architecture: the same "2 cores" differ from one
+    machine to the next by half, so a time-budgeted run's frames mean little without it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+                        platform.machine())
+    except OSError:
+        return platform.machine()
+
+
 def _remove_folder(folder: Path) -> None:
     """Delete a folder so that a kill midway never leaves a half-deleted one under its name: rename, then delete."""
     gone = folder.with_name(f".{folder.name}.gone-{os.getpid()}")
@@ -151,7 +162,8 @@ class Run:
             "state": spec.states or spec.state, "profile": spec.profile, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "command": command or sys.argv, "cwd": os.getcwd(), "versions": _versions(), "git_commit": _git_commit(),
             "rom_sha1": roms.rom_sha1(spec.game), "host": platform.node(), "cpus": os.cpu_count(),
-            "status": "created", "frames": 0, "budget_frames": spec.budget.frames, "resumes": 0,
+            "cpu_model": cpu_model(), "status": "created", "frames": 0, "budget_frames": spec.budget.frames,
+            "resumes": 0,
         }
         _write_json_atomic(path / "meta.json", meta)
         return cls(path, spec, seed, meta, progress_cb)
@@ -181,9 +193,11 @@ class Run:
         except (KeyError, TypeError, ValueError):
             raise UserError(f"{path / 'meta.json'} lacks the run's seed or resume count, so the run cannot be "
                             "continued; start a new run from its config.yaml.") from None
-        commands = meta.get("resume_commands")
+        commands, cpus = meta.get("resume_commands"), meta.get("resume_cpu_models")
+        # a time-budgeted run resumed on another machine is two machines' minutes: say which
         meta.update(resumes=resumes, budget_frames=spec.budget.frames,
-                    resume_commands=[*(commands if isinstance(commands, list) else []), sys.argv])
+                    resume_commands=[*(commands if isinstance(commands, list) else []), sys.argv],
+                    resume_cpu_models=[*(cpus if isinstance(cpus, list) else []), cpu_model()])
         run = cls(path, spec, seed, meta, progress_cb)  # reads the checkpoint: nothing is written if it is bad
         ckpt = run.latest_checkpoint()
         if ckpt is not None and not trust_pickles:
