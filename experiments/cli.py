@@ -512,10 +512,11 @@ def cmd_report(args) -> int:
             err_console.print(f"{args.doc}: its tables differ from what the record under {args.root} gives (diff "
                               "above); run `make results` to remake them.")
             return 1
-        console.print(f"{args.doc}: {count} tables match the record.")
+        # one line whatever the terminal's width: a path broken in two cannot be pasted back
+        console.print(f"{args.doc}: {count} tables match the record.", soft_wrap=True)
         return 0
     _new, count = report(args.doc, args.root)
-    console.print(f"{args.doc}: {count} tables remade.")
+    console.print(f"{args.doc}: {count} tables remade.", soft_wrap=True)
     return 0
 
 
