@@ -77,7 +77,8 @@ class CheckpointSpec(StrictModel):
     keep_best: bool = Field(default=False, description="Also keep the policy of the best evaluation in best/ "
                                                        "(`retrodojo evaluate RUN --checkpoint best`).")
     best_metric: str = Field(default="eval/return", pattern=r"^eval/[A-Za-z0-9_]+$",
-                             description="The evaluation figure that decides the best policy.")
+                             description="The evaluation figure that decides the best policy (a tie goes to "
+                                         "the higher eval/return).")
 
 
 class TuneParam(StrictModel):

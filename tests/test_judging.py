@@ -323,3 +323,14 @@ def test_evaluation_plays_on_one_torch_thread_and_gives_the_count_back():
     finally:
         ev.close()
         torch.set_num_threads(before)
+
+
+def test_the_kept_best_policy_is_the_higher_figure_and_a_tie_goes_to_the_higher_return():
+    from experiments.run import beats_best
+
+    assert beats_best(0.5, -3.0, None)
+    best = {"value": 1.0, "return": 14.0}
+    assert not beats_best(0.95, 40.0, best)  # the figure decides first
+    assert beats_best(1.0, 33.0, best) and not beats_best(1.0, 14.0, best) and not beats_best(1.0, None, best)
+    assert beats_best(1.0, 2.0, {"value": 1.0})  # a best recorded before returns were kept loses a tie
+    assert beats_best(2.0, None, best)
