@@ -89,6 +89,8 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
     from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTransposeImage
     from torch.utils.tensorboard import SummaryWriter
 
+    from experiments.run import _git_commit, _versions, cpu_model
+
     run = out / "parity_reference" / f"ppo-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     (run / "eval").mkdir(parents=True)
     config = {"name": "parity_reference", "description": "SB3 PPO on gymnasium's ALE/Boxing-v5 (AtariWrapper)",
@@ -105,7 +107,8 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     meta = {"experiment": "parity_reference", "algo": "ppo", "seed": seed, "game": "Boxing-Atari2600",
             "status": "running", "frames": 0, "budget_frames": frames, "host": platform.node(),
-            "cpus": os.cpu_count(), "command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "cpus": os.cpu_count(), "cpu_model": cpu_model(), "git_commit": _git_commit(), "versions": _versions(),
+            "command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     (run / "meta.json").write_text(json.dumps(meta, indent=2))
     writer = SummaryWriter(str(run / "tb"))
     torch.manual_seed(seed)
@@ -124,8 +127,17 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
         print(f"reference s{seed}: {at:,} frames, eval margin {res['return']:+.1f}, win rate {res['win_rate']:.0%}, "
               f"{(time.perf_counter() - t0) / 60:.1f} min", flush=True)
 
+    load = {"samples": 0, "mean": 0.0, "max": 0.0, "every_s": 60.0}
+    load_t = [time.perf_counter()]
+
     class Log(BaseCallback):
         def _on_step(self) -> bool:
+            if time.perf_counter() - load_t[0] >= load["every_s"]:  # as meta.json's load_1min of a retrodojo run
+                load_t[0] = time.perf_counter()
+                now = os.getloadavg()[0]
+                load["mean"] = round((load["mean"] * load["samples"] + now) / (load["samples"] + 1), 2)
+                load["samples"] += 1
+                load["max"] = round(max(load["max"], now), 2)
             for info in self.locals["infos"]:
                 if "episode" in info:
                     at = self.num_timesteps * SKIP
@@ -143,7 +155,7 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
         evaluate(done)
     venv.close()
     writer.close()
-    meta.update(status="finished", frames=done, train_seconds=round(time.perf_counter() - t0, 1))
+    meta.update(status="finished", frames=done, train_seconds=round(time.perf_counter() - t0, 1), load_1min=load)
     (run / "meta.json").write_text(json.dumps(meta, indent=2))
     return run
 
