@@ -5,13 +5,16 @@ meta.json, eval/history.jsonl and eval/results.json, the TensorBoard event files
 ``best/``, the best evaluation's, when the run kept one) in the safe formats (NEAT: the champion as JSON; SB3:
 the policy weights alone, 16-bit with ``--half``, no optimizer state). No checkpoints, no curriculum states,
 no videos. A TensorBoard tag logged more than ``--max-points`` times (NEAT logs every genome's episode:
-~200,000 points, 12 MB, in an hour) keeps that many points, evenly spaced over the run; meta.json's
-``record_thinned`` says which tags and from how many, and everything else (eval/*, neat/*, curriculum/*,
-time/*) is kept point for point. ``retrodojo evaluate``, ``compare`` and ``report`` read the copy as they read
-runs/.
+~200,000 points, 12 MB, in an hour) keeps that many points, evenly spaced over the run. The tags judging
+reads (eval/*, train/episode_*, curriculum/*, neat/*) keep up to ``--max-points``; the learner's diagnostics
+(SB3's losses under train/, rollout/*, time/*, reward/*, actions/*) keep up to ``--diagnostic-points``: they
+were half of the record's bytes, and 500 points draw their curves as well. meta.json's ``record_thinned``
+says which tags and from how many; a tag under its limit is kept point for point. ``retrodojo evaluate``,
+``compare`` and ``report`` read the copy as they read runs/.
 
     .venv/bin/python scripts/record_run.py runs/smb_ppo/ppo-s1-... [--half] [--trust-pickles] [--results results]
-        [--max-points 4000]
+        [--max-points 4000] [--diagnostic-points 500]
+    .venv/bin/python scripts/record_run.py --rethin results/*/*/   # a recorded run's tb/ to today's limits
 
 ``--trust-pickles`` reads a final policy an earlier version pickled (only for runs you made yourself). A
 record folder that exists already is left alone unless ``--replace``.
@@ -32,14 +35,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MAX_POINTS = 4000
+DIAGNOSTIC_POINTS = 500
+JUDGED = ("eval/", "train/episode_", "curriculum/", "neat/")
 KEEP = ["config.yaml", "meta.json", "eval/history.jsonl", "eval/results.json", "neat.cfg"]
 
 
-def thin_events(src: Path, dst: Path, max_points: int = MAX_POINTS) -> dict[str, list[int]]:
-    """Copy the TensorBoard event files under ``src`` to ``dst``, each tag kept to ``max_points`` points.
+def tag_limit(tag: str, max_points: int = MAX_POINTS, diagnostic_points: int = DIAGNOSTIC_POINTS) -> int:
+    """The most points the record keeps of ``tag``: ``max_points`` for what judging reads, else fewer."""
+    return max_points if tag.startswith(JUDGED) else min(max_points, diagnostic_points)
 
-    A tag with more points keeps ``max_points`` of them, evenly spaced by index (the first and last
-    included), with their steps and wall times; every other event is copied byte for byte. Returns
+
+def thin_events(src: Path, dst: Path, max_points: int = MAX_POINTS,
+                diagnostic_points: int = DIAGNOSTIC_POINTS) -> dict[str, list[int]]:
+    """Copy the TensorBoard event files under ``src`` to ``dst``, each tag kept to its ``tag_limit``.
+
+    A tag with more points keeps that many of them, evenly spaced by index (the first and last included),
+    with their steps and wall times; every other event is copied byte for byte. Returns
     ``{tag: [kept, logged]}`` for the thinned tags.
     """
     from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
@@ -51,8 +62,9 @@ def thin_events(src: Path, dst: Path, max_points: int = MAX_POINTS) -> dict[str,
         raw = list(RawEventFileLoader(str(f)).Load())
         events = [event_pb2.Event.FromString(b) for b in raw]
         counts = Counter(v.tag for e in events for v in e.summary.value)
-        keep = {tag: set(np.linspace(0, n - 1, max_points).round().astype(int).tolist())
-                for tag, n in counts.items() if n > max_points}
+        limits = {tag: tag_limit(tag, max_points, diagnostic_points) for tag in counts}
+        keep = {tag: set(np.linspace(0, n - 1, limits[tag]).round().astype(int).tolist())
+                for tag, n in counts.items() if n > limits[tag]}
         seen: Counter = Counter()
         out = dst / f.relative_to(src)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +91,7 @@ def thin_events(src: Path, dst: Path, max_points: int = MAX_POINTS) -> dict[str,
 
 
 def record(run: Path, results: Path, half: bool = False, trust_pickles: bool = False, replace: bool = False,
-           max_points: int = MAX_POINTS) -> Path:
+           max_points: int = MAX_POINTS, diagnostic_points: int = DIAGNOSTIC_POINTS) -> Path:
     """Copy what judging needs of ``run`` into ``results/<experiment>/<run name>/``; returns that folder."""
     from experiments.convert import export_policy
     from experiments.errors import UserError
@@ -101,17 +113,39 @@ def record(run: Path, results: Path, half: bool = False, trust_pickles: bool = F
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run / name, tmp / name)
     if (run / "tb").is_dir():
-        thinned = thin_events(run / "tb", tmp / "tb", max_points)
+        thinned = thin_events(run / "tb", tmp / "tb", max_points, diagnostic_points)
         if thinned:
             meta_file = tmp / "meta.json"
             recorded = json.loads(meta_file.read_text())
-            recorded["record_thinned"] = {"max_points": max_points, "tags": thinned}
+            recorded["record_thinned"] = {"max_points": max_points, "diagnostic_points": diagnostic_points,
+                                          "tags": thinned}
             meta_file.write_text(json.dumps(recorded, indent=2) + "\n")
     export_policy(run, tmp / "final", which="final", half=half, trust_pickles=trust_pickles)
     if (run / "best" / "agent.json").is_file():  # checkpoint.keep_best: the policy of the best evaluation
         export_policy(run, tmp / "best", which="best", half=half, trust_pickles=trust_pickles)
     tmp.replace(target)
     return target
+
+
+def rethin(recorded: Path, max_points: int = MAX_POINTS, diagnostic_points: int = DIAGNOSTIC_POINTS) -> dict:
+    """Thin a recorded run's ``tb/`` in place to today's limits; meta.json's ``record_thinned`` keeps each
+    tag's count as logged during training, not as first recorded. Returns the new ``record_thinned``."""
+    meta_file = recorded / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    before = (meta.get("record_thinned") or {}).get("tags", {})
+    tmp = recorded / ".tb.rethin"
+    shutil.rmtree(tmp, ignore_errors=True)
+    now = thin_events(recorded / "tb", tmp, max_points, diagnostic_points)
+    tags = {tag: [kept, before.get(tag, [0, logged])[1]] for tag, (kept, logged) in now.items()}
+    tags.update({tag: v for tag, v in before.items() if tag not in tags})
+    meta["record_thinned"] = {"max_points": max_points, "diagnostic_points": diagnostic_points, "tags": tags}
+    old = recorded / ".tb.old"
+    shutil.rmtree(old, ignore_errors=True)
+    (recorded / "tb").rename(old)  # swapped whole, so a kill leaves either the old tb/ or the new one
+    tmp.rename(recorded / "tb")
+    meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+    shutil.rmtree(old)
+    return meta["record_thinned"]
 
 
 def main() -> int:
@@ -122,15 +156,30 @@ def main() -> int:
     p.add_argument("--half", action="store_true", help="16-bit policy weights (SB3), a half of the size")
     p.add_argument("--trust-pickles", action="store_true", help="read a final policy an earlier version pickled")
     p.add_argument("--replace", action="store_true")
-    p.add_argument("--max-points", type=int, default=MAX_POINTS, help="most points kept of one TensorBoard tag")
+    p.add_argument("--max-points", type=int, default=MAX_POINTS, help="most points kept of a tag judging reads")
+    p.add_argument("--diagnostic-points", type=int, default=DIAGNOSTIC_POINTS,
+                   help="most points kept of a diagnostic tag (losses, rollout/, time/, reward/)")
+    p.add_argument("--rethin", action="store_true", help="RUNS are recorded folders: thin their tb/ in place")
     args = p.parse_args()
-    if args.max_points < 2:
-        p.error(f"--max-points {args.max_points}: keep at least 2 points of a tag (its first and last)")
+    for flag, n in (("--max-points", args.max_points), ("--diagnostic-points", args.diagnostic_points)):
+        if n < 2:
+            p.error(f"{flag} {n}: keep at least 2 points of a tag (its first and last)")
     from experiments.errors import UserError
 
+    if args.rethin:
+        for run in args.runs:  # all checked before any is touched
+            if not (run / "tb").is_dir() or not (run / "meta.json").is_file():
+                p.error(f"{run} is not a recorded run (no tb/ or meta.json): give results/EXPERIMENT/RUN folders")
+        for run in args.runs:
+            size = sum(f.stat().st_size for f in (run / "tb").rglob("*") if f.is_file())
+            rethin(run, args.max_points, args.diagnostic_points)
+            after = sum(f.stat().st_size for f in (run / "tb").rglob("*") if f.is_file())
+            print(f"rethinned {run}: tb {size / 1024:,.0f} -> {after / 1024:,.0f} KiB")
+        return 0
     try:
         for run in args.runs:
-            out = record(run, args.results, args.half, args.trust_pickles, args.replace, args.max_points)
+            out = record(run, args.results, args.half, args.trust_pickles, args.replace, args.max_points,
+                         args.diagnostic_points)
             size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
             print(f"recorded {run} -> {out} ({size / 1024:,.0f} KiB)")
     except UserError as e:

@@ -181,15 +181,26 @@ def test_recording_thins_only_the_tags_over_the_limit_and_says_so(tmp_path):
     w = SummaryWriter(str(src))
     for i in range(50):
         w.add_scalar("train/episode_progress", float(i * i), i * 10)
+        w.add_scalar("train/value_loss", float(i), i * 10)  # a diagnostic: fewer points
         if i % 10 == 0:
             w.add_scalar("eval/progress", float(i), i * 10)
     w.close()
-    thinned = record_run.thin_events(src, tmp_path / "rec" / "tb", max_points=8)
-    assert thinned == {"train/episode_progress": [8, 50]}
+    thinned = record_run.thin_events(src, tmp_path / "rec" / "tb", max_points=8, diagnostic_points=5)
+    assert thinned == {"train/episode_progress": [8, 50], "train/value_loss": [5, 50]}
     kept = read_scalars(tmp_path / "rec", "train/episode_progress")
     assert len(kept) == 8 and kept[0] == (0, 0.0) and kept[-1] == (490, 2401.0)
     assert all(v == (s // 10) ** 2 for s, v in kept)
     assert read_scalars(tmp_path / "rec", "eval/progress") == read_scalars(tmp_path / "run", "eval/progress")
+    assert [s for s, _ in read_scalars(tmp_path / "rec", "train/value_loss")] == [0, 120, 240, 370, 490]
+
+    # a recorded run thinned again to lower limits keeps the counts as logged in training
+    (tmp_path / "rec" / "meta.json").write_text(json.dumps({"record_thinned": {"max_points": 8, "tags": thinned}}))
+    again = record_run.rethin(tmp_path / "rec", max_points=8, diagnostic_points=3)
+    assert again["tags"] == {"train/episode_progress": [8, 50], "train/value_loss": [3, 50]}
+    assert json.loads((tmp_path / "rec" / "meta.json").read_text())["record_thinned"] == again
+    assert len(read_scalars(tmp_path / "rec", "train/value_loss")) == 3
+    assert read_scalars(tmp_path / "rec", "train/episode_progress") == kept
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == ["meta.json", "tb"]
 
 
 def test_a_fights_block_pools_bouts_over_seeds_beside_the_random_policy(tmp_path, capsys):
