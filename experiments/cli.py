@@ -575,18 +575,18 @@ def cmd_compare(args) -> int:
     bootstrap interval, probability of improvement per pair of one task; across tasks, per method on scores
     normalised against a stated baseline; curves as a PNG, or one HTML page."""
     from experiments import stats
-    from experiments.compare import compare, fmt, fmt_ci, html_report, plot, profile_plot
+    from experiments.compare import compare, ended, fmt, fmt_ci, html_report, plot, profile_plot, where
     from experiments.errors import UserError
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         raise UserError(f"{', '.join(missing)}: no such folder. Give run folders or folders holding runs.")
     result = compare(args.paths, metric=args.metric, at=args.at, window=args.window, baselines=args.baseline,
-                     pool=args.pool)
+                     pool=args.pool, at_generation=args.at_generation, running_best=args.running_best)
     if not result["groups"]:
         raise UserError(f"no runs under {', '.join(args.paths)} (run folders hold meta.json and config.yaml)")
     if not any(g["values"] for g in result["groups"]):
-        raise UserError(f"no run has {args.metric} logged at or before {result['at_frames']:,.0f} frames (eval/* "
+        raise UserError(f"no run has {args.metric} logged {where(result)} or before (eval/* "
                         "figures come from eval/history.jsonl, others from TensorBoard).")
     profile = None
     if args.plot:
@@ -602,7 +602,7 @@ def cmd_compare(args) -> int:
     for task in tasks:  # one table per task: figures of different tasks are not on one scale
         rows = [g for g in result["groups"] if task is None or g["task"] == task]
         on = f"{task}: " if len(tasks) > 1 else ""
-        table = Table(title=escape(f"{on}{result['metric']} at {result['at_frames']:,.0f} frames{over}"),
+        table = Table(title=escape(f"{on}{result['metric']} {where(result)}{over}"),
                       title_justify="left")
         for col in ("group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"):
             table.add_column(col)
@@ -610,7 +610,8 @@ def cmd_compare(args) -> int:
             # by seed: thousands separators make a bare list of numbers ambiguous
             fs = ", ".join(f"s{s}: {f['frames']:,}" if f else f"s{s}: -"
                            for s, f in zip(g["seeds"], g["first_success"]))
-            each = ", ".join(f"s{s}: {fmt(v)}" for s, v in zip(g["seeds"], g["per_seed"]))
+            each = ", ".join(f"s{s}: {fmt(v)}{ended(n, result)}"
+                             for s, v, n in zip(g["seeds"], g["per_seed"], g["generations_per_seed"]))
             table.add_row(escape(g["group"]), str(g["n"]), fmt(g["mean"]), fmt(g["std"]), fmt(g["iqm"]),
                           fmt_ci(g["iqm_ci"], g["interval"]), each, fs)
         console.print(table)
@@ -911,6 +912,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--at", type=float, default=None, help="frame count (default: the shortest run's end)")
     cmp.add_argument("--window", type=float, default=None,
                      help="average the values logged in this many frames up to --at (for per-episode metrics)")
+    cmp.add_argument("--at-generation", type=int, default=None, metavar="N",
+                     help="NEAT runs: read each where it finished N generations (inputs that cost different frames "
+                          "per generation compared at equal generations)")
+    cmp.add_argument("--running-best", action="store_true",
+                     help="the best value logged so far, not the last (neat/best_progress: best x by then)")
     cmp.add_argument("--plot", default=None, help="write the curves to this PNG")
     cmp.add_argument("--title", default=None)
     cmp.add_argument("--html", default=None, metavar="REPORT.html",

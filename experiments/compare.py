@@ -17,6 +17,11 @@ of improvement averaged over them, which needs no baseline (it only ranks runs w
 
 Curves are the mean over seeds with a bootstrap band; across tasks, a performance profile per method.
 ``eval/*`` metrics come from each run's ``eval/history.jsonl``; any other TensorBoard tag from ``tb/``.
+
+NEAT runs can also be compared at equal generations (``at_generation``): each run is read at the frame
+count where it finished that many generations, since inputs that cost more per step (pixels against tiles)
+make a generation cost different frames and minutes. ``running_best`` reads the best value so far instead of
+the last one (``neat/best_progress`` logs each generation's best, and "best x by generation 100" is the max).
 """
 
 from __future__ import annotations
@@ -49,6 +54,21 @@ def series(run: Path, metric: str) -> tuple[np.ndarray, np.ndarray]:
         return np.array([h["frames"] for h in hist], float), np.array([h[key] for h in hist], float)
     pairs = read_scalars(run, metric)
     return np.array([s for s, _ in pairs], float), np.array([v for _, v in pairs], float)
+
+
+def frames_at_generation(run: Path, generations: int) -> tuple[float, int]:
+    """The frame count at which ``run`` had finished ``generations`` NEAT generations, and how many it had
+    finished then: fewer when the run ended before (a level cleared, a budget spent), read at its end."""
+    if generations < 1:
+        raise UserError(f"--at-generation {generations}: give a number of generations, 1 or more.")
+    logged = read_scalars(run, "neat/generation")  # the 0-based index of each generation just evaluated
+    if not logged:
+        raise UserError(f"{run} logs no neat/generation: --at-generation compares NEAT runs. Compare other "
+                        "runs at a frame count (--at).")
+    for frames, gen in logged:
+        if int(gen) + 1 >= generations:
+            return float(frames), generations
+    return float(logged[-1][0]), int(logged[-1][1]) + 1
 
 
 def value_at(frames: np.ndarray, values: np.ndarray, at: float, window: float | None = None) -> float | None:
@@ -335,18 +355,20 @@ def no_interval(n: int) -> str | None:
     return f"n={n}: no interval" if n < stats.MIN_RUNS else None
 
 
-def _group_row(g: Group, metric: str, at: float, window: float | None) -> dict:
-    each = [value_at(r["frames"], r["values"], at, window) for r in g.runs]
+def _group_row(g: Group, metric: str, at: float | None, window: float | None) -> dict:
+    each = [value_at(r["frames"], r["values"], r.get("at", at), window) for r in g.runs]
     vals = [v for v in each if v is not None]
     row = {"group": g.label, "experiment": g.config.get("name"), "algo": g.algo, "task": g.task,
            "game": g.config.get("game"), "differs": g.differs, "runs": len(g.runs),
            "seeds": [r["seed"] for r in g.runs], "per_seed": each, "metric": metric, "at_frames": at, "window": window,
            "values": vals, "n": len(vals), "first_success": [r["meta"].get("first_success") for r in g.runs],
-           "run_dirs": [str(r["run"]) for r in g.runs]}
+           "run_dirs": [str(r["run"]) for r in g.runs],
+           "at_per_seed": [r.get("at", at) for r in g.runs], "generations_per_seed": [r.get("generations")
+                                                                                    for r in g.runs]}
     if not vals:
         return {**row, "mean": None, "std": None, "iqm": None, "iqm_ci": None, "interval": None, "best": None}
     point, lo, hi = stats.stratified_bootstrap(vals, stats.iqm, BOOTSTRAP_REPS, seed=BOOTSTRAP_SEED)
-    logged = [r["values"][r["frames"] <= at] for r in g.runs]
+    logged = [r["values"][r["frames"] <= r.get("at", at)] for r in g.runs]
     return {**row, "mean": float(np.mean(vals)),
             # the sample std: 2 or 3 seeds are a sample of the runs this config could give, not all of them
             "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
@@ -362,28 +384,41 @@ def _pair(a: str, b: str, x, y, **extra) -> dict:
 
 
 def compare(paths, metric: str = "eval/progress", at: float | None = None, window: float | None = None,
-            baselines: list[str] | None = None, pool: list[str] | tuple = ()) -> dict:
+            baselines: list[str] | None = None, pool: list[str] | tuple = (), at_generation: int | None = None,
+            running_best: bool = False) -> dict:
     """Group runs and compare ``metric`` at ``at`` frames (default: the smallest final frame count).
 
     ``window`` averages the values logged in the last ``window`` frames up to ``at`` instead of taking the
     last one: per-episode metrics such as ``train/episode_progress`` are too noisy to read one point.
     ``baselines`` are ``--baseline`` specs (:func:`load_baselines`); a :class:`UserError` says when runs of
     several tasks would be aggregated without one for each task. ``pool``: settings that do not split a
-    group (:func:`group_runs`).
+    group (:func:`group_runs`). ``at_generation`` reads each NEAT run where it finished that many generations
+    (``at`` is then None in the result); ``running_best``, the best value logged so far.
     """
+    if at is not None and at_generation is not None:
+        raise UserError("give a frame count (--at) or a number of generations (--at-generation), not both.")
+    if at_generation is not None and baselines:
+        raise UserError("--baseline normalises scores read at one frame count; compare at --at-generation "
+                        "without it (runs of one task).")
     groups = group_runs(paths, pool)
     for g in groups:
         for r in g.runs:
             r["frames"], r["values"] = series(r["run"], metric)
+            if running_best and len(r["values"]):
+                r["values"] = np.maximum.accumulate(r["values"])
+            if at_generation is not None:
+                r["at"], r["generations"] = frames_at_generation(r["run"], at_generation)
     ends = [r["frames"][-1] for g in groups for r in g.runs if len(r["frames"])]
-    at = at if at is not None else (min(ends) if ends else 0)
+    if at_generation is None:
+        at = at if at is not None else (min(ends) if ends else 0)
     rows = [_group_row(g, metric, at, window) for g in groups]
     # a probability of improvement is only meaningful between runs of one task
     pairs = [_pair(a["group"], b["group"], a["values"], b["values"], task=a["task"])
              for i, a in enumerate(rows) for b in rows[i + 1:]
              if a["task"] == b["task"] and a["values"] and b["values"]]
     tasks = sorted({r["task"] for r in rows if r["values"]})
-    result = {"metric": metric, "at_frames": at, "window": window, "tasks": tasks, "groups": rows,
+    result = {"metric": metric, "at_frames": at, "at_generation": at_generation, "running_best": running_best,
+              "window": window, "tasks": tasks, "groups": rows,
               "pairs": pairs, "baselines": {}, "methods": [], "method_pairs": [], "_groups": groups}
     base = load_baselines(baselines, metric, at, window, groups) if baselines else {}
     result["baselines"] = base
@@ -426,6 +461,21 @@ def compare(paths, metric: str = "eval/progress", at: float | None = None, windo
                 result["method_pairs"].append(_pair(a.label, b.label, {t: pa[t]["values"] for t in order},
                                                     {t: pb[t]["values"] for t in order}, tasks=order))
     return result
+
+
+def where(result: dict) -> str:
+    """Where a comparison reads its runs, for a table's title: ``at 1,000,000 frames`` or ``at 100
+    generations``, and ``best so far`` with ``running_best``."""
+    at = (f"at {result['at_generation']:,} generations" if result.get("at_generation") is not None
+          else f"at {result['at_frames']:,.0f} frames")
+    return at + (", best so far" if result.get("running_best") else "")
+
+
+def ended(generations: int | None, result: dict) -> str:
+    """A per-seed cell's note when a run ended before the generation compared at (it is read at its end)."""
+    at = result.get("at_generation")
+    return f" (ended at generation {generations})" if at is not None and generations is not None and \
+        generations < at else ""
 
 
 def _curves(g: Group, grid: np.ndarray, window: float | None = None) -> np.ndarray:
@@ -606,7 +656,7 @@ th {{ background: #f3f3f3; }} tr.diff td {{ background: #fff3c4; font-weight: 60
 img {{ max-width: 100%; }} code {{ font-size: 12px; }}
 </style></head><body>
 <h1>{esc(title or 'retrodojo comparison')}</h1>
-<p><b>{esc(result['metric'])}</b> at {result['at_frames']:,.0f} emulator frames{over}. Groups are runs whose resolved
+<p><b>{esc(result['metric'])}</b> {esc(where(result))} (emulator frames){over}. Groups are runs whose resolved
 configs are the same but for the seed; std is the sample standard deviation. IQM: interquartile mean, with a
 95% stratified-bootstrap interval ({BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}; none for fewer than
 {stats.MIN_RUNS} runs); P(A &gt; B): the probability that a random run of A beats one of B, for groups of one task

@@ -55,6 +55,8 @@ def _parser(kind: str) -> argparse.ArgumentParser:
         p.add_argument("--window", type=float, default=100_000)
     if kind == "compare":
         p.add_argument("--at", type=float)
+        p.add_argument("--at-generation", type=int)
+        p.add_argument("--running-best", action="store_true")
         p.add_argument("--window", type=float)
         p.add_argument("--plot")
         p.add_argument("--title")
@@ -80,24 +82,28 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def compare_block(args, root: Path, plots: bool = True) -> str:
     """The ``compare`` block: groups and pairs, as ``retrodojo compare`` computes them."""
-    from experiments.compare import compare, fmt_ci, plot, value_at
+    from experiments.compare import compare, ended, fmt_ci, plot, where
 
     paths = [root / p for p in args.paths if (root / p).exists()]
     if len(paths) < len(args.paths):  # a campaign fills the record over several sittings
         return f"_Not in the record yet: {', '.join(p for p in args.paths if not (root / p).exists())}._\n"
-    result = compare(paths, metric=args.metric, at=args.at, window=args.window, pool=args.pool)
+    result = compare(paths, metric=args.metric, at=args.at, window=args.window, pool=args.pool,
+                     at_generation=args.at_generation, running_best=args.running_best)
     if not any(g["values"] for g in result["groups"]):
         return f"_No run under {', '.join(args.paths)} has {args.metric} yet._\n"
     over = f", mean over the last {_fmt(args.window)} frames" if args.window else ""
-    out = [f"{args.metric} at {_fmt(float(result['at_frames']))} frames{over}:\n\n"]
+    at = f"at {_fmt(float(result['at_frames']))} frames" if args.at_generation is None else where(result)
+    if args.at_generation is None and args.running_best:
+        at += ", best so far"
+    out = [f"{args.metric} {at}{over}:\n\n"]
     header = ["group", "n", "mean", "std", "IQM", "95% CI", "per seed", "first success (frames)"]
     rows = []
     for g, grp in zip(result["groups"], result["_groups"]):
         ci = fmt_ci(g["iqm_ci"], g["interval"])
-        runs = sorted(grp.runs, key=lambda r: r["seed"])
         # one entry per run, by seed, so a run without a value at --at cannot shift the others
-        each = ", ".join(f"s{r['seed']}: {_fmt(value_at(r['frames'], r['values'], result['at_frames'], args.window))}"
-                         for r in runs)
+        per = sorted(zip(grp.runs, g["per_seed"], g["generations_per_seed"]), key=lambda t: t[0]["seed"])
+        runs = [r for r, _, _ in per]
+        each = ", ".join(f"s{r['seed']}: {_fmt(v)}{ended(n, result)}" for r, v, n in per)
         fs = ", ".join(f"s{r['seed']}: {_fmt(f['frames']) if (f := r['meta'].get('first_success')) else '-'}"
                        for r in runs)
         rows.append([g["group"], str(g["n"]), _fmt(g["mean"]), _fmt(g["std"]), _fmt(g["iqm"]), ci, each, fs])

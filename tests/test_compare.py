@@ -320,3 +320,56 @@ def test_evaluate_results_are_built_in_evaluate_not_the_cli(tmp_path):
                        states=None)["deterministic"]
     path = save_results(out, tmp_path / "eval")
     assert path == tmp_path / "eval" / "results.json" and json.loads(path.read_text()) == out
+
+
+# --------------------------------------------------------------------------- NEAT at equal generations
+
+NEAT = {"algo": "neat", "config": "smb"}
+
+
+def neat_run(root: Path, name: str, seed: int, frames_per_gen: int, best: list[float], **extra) -> Path:
+    """A NEAT run whose generation g (0-based) ends at (g + 1) * frames_per_gen frames with best x best[g]."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    ends = [(g + 1) * frames_per_gen for g in range(len(best))]
+    run = fake_run(root, name, seed, {0: 0.0, ends[-1]: best[-1]}, agent=NEAT, **extra)
+    with SummaryWriter(str(run / "tb")) as w:
+        for g, (f, x) in enumerate(zip(ends, best)):
+            w.add_scalar("neat/generation", g, f)
+            w.add_scalar("neat/best_progress", x, f)
+    return run
+
+
+def test_neat_runs_are_compared_at_equal_generations_with_the_best_so_far(tmp_path, capsys, monkeypatch):
+    """Pixels cost more frames per generation than tiles: at generation 3 the pixel runs are read at 3x
+    their cost, not at the tile runs' frame count; the best so far is the max of the generations' bests;
+    a run that ended sooner is read at its end and said to be."""
+    for seed in (1, 2):
+        neat_run(tmp_path, "tiles", seed, 100, [10.0, 50.0 + seed, 20.0, 30.0, 90.0])
+        neat_run(tmp_path, "pixels", seed, 1000, [5.0, 6.0, 40.0 + seed, 1.0, 2.0] if seed == 1 else [7.0, 8.0])
+    res = compare_json(capsys, tmp_path / "tiles", tmp_path / "pixels", "--metric", "neat/best_progress",
+                       "--at-generation", "3", "--running-best", "--pool", "budget")
+    rows = {g["experiment"]: g for g in res["groups"]}
+    assert res["at_generation"] == 3 and res["at_frames"] is None and res["running_best"] is True
+    assert rows["tiles"]["per_seed"] == [51.0, 52.0] and rows["tiles"]["at_per_seed"] == [300.0, 300.0]
+    assert rows["pixels"]["per_seed"] == [41.0, 8.0] and rows["pixels"]["at_per_seed"] == [3000.0, 2000.0]
+    assert rows["pixels"]["generations_per_seed"] == [3, 2]
+    # without --running-best, each generation's own best at generation 3
+    res = compare_json(capsys, tmp_path / "tiles", "--metric", "neat/best_progress", "--at-generation", "3")
+    assert res["groups"][0]["per_seed"] == [20.0, 20.0]
+    out = wide_console(monkeypatch)
+    assert main(["compare", str(tmp_path / "pixels"), "--metric", "neat/best_progress", "--at-generation", "3",
+                 "--running-best", "--pool", "budget"]) == 0
+    printed = out.getvalue()
+    assert "neat/best_progress at 3 generations, best so far" in printed
+    assert "s1: 41, s2: 8 (ended at generation 2)" in printed
+
+
+def test_generations_are_refused_for_runs_without_them_and_beside_a_frame_count(tmp_path, capsys):
+    fake_run(tmp_path, "ppo_runs", 1, {0: 0.0, 100: 5.0})
+    for args, says in ([["--at-generation", "3"], "logs no neat/generation"],
+                       [["--at-generation", "3", "--at", "100"], "not both"],
+                       [["--at-generation", "0"], "1 or more"]):
+        capsys.readouterr()
+        assert main(["compare", str(tmp_path), *args]) == 2
+        assert says in capsys.readouterr().err

@@ -104,6 +104,21 @@ def test_a_comparison_under_three_seeds_says_how_many_and_why(tmp_path):
     assert f"{counts}: no reason given (the block's --why says why)._" in second
 
 
+def test_a_compare_block_reads_neat_runs_at_equal_generations(tmp_path):
+    from test_compare import neat_run
+
+    res = tmp_path / "results"
+    neat_run(res, "tiles", 1, 100, [10.0, 50.0, 20.0, 30.0])
+    neat_run(res, "pixels", 1, 1000, [5.0, 40.0])
+    doc = tmp_path / "r.md"
+    doc.write_text("<!-- report: compare results/tiles results/pixels --metric neat/best_progress --at-generation 3 "
+                   "--running-best --why 'one seed each' -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    text = doc.read_text()
+    assert "neat/best_progress at 3 generations, best so far:" in text
+    assert "| s1: 40 (ended at generation 2) |" in text and "| s1: 50 |" in text
+
+
 def test_a_rate_in_the_runs_table_carries_its_bouts_and_interval(tmp_path):
     run = fake_run(tmp_path / "results", "box", 1, {0: 0, 100: 0, 200: 0}, game="Boxing-Atari2600", state="Start")
 
