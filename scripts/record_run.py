@@ -17,7 +17,9 @@ says which tags and from how many; a tag under its limit is kept point for point
     .venv/bin/python scripts/record_run.py --rethin results/*/*/   # a recorded run's tb/ to today's limits
 
 ``--trust-pickles`` reads a final policy an earlier version pickled (only for runs you made yourself). A
-record folder that exists already is left alone unless ``--replace``.
+record folder that exists already is left alone unless ``--replace``. ``--no-policy`` records a run that
+saved no retrodojo policy (benchmarks/atari_parity.py's reference side trains SB3 on another stack): its
+curves and evaluations only, and meta.json's ``record_policy`` says so.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def thin_events(src: Path, dst: Path, max_points: int = MAX_POINTS,
 
 
 def record(run: Path, results: Path, half: bool = False, trust_pickles: bool = False, replace: bool = False,
-           max_points: int = MAX_POINTS, diagnostic_points: int = DIAGNOSTIC_POINTS) -> Path:
+           max_points: int = MAX_POINTS, diagnostic_points: int = DIAGNOSTIC_POINTS, policy: bool = True) -> Path:
     """Copy what judging needs of ``run`` into ``results/<experiment>/<run name>/``; returns that folder."""
     from experiments.convert import export_policy
     from experiments.errors import UserError
@@ -101,6 +103,11 @@ def record(run: Path, results: Path, half: bool = False, trust_pickles: bool = F
     if meta.get("status") not in ("finished", "extinct"):
         raise UserError(f"{run} has status {meta.get('status')!r}: only finished runs go into the record (resume "
                         "it first: retrodojo train --resume RUN).")
+    if policy and not (run / "final").exists():
+        raise UserError(f"{run} has no final/ policy. Record a run that saved none (a reference stack's, such as "
+                        "benchmarks/atari_parity.py --side reference) with --no-policy.")
+    if not policy and (run / "final").exists():
+        raise UserError(f"{run} saved a final policy: record it with the policy (leave out --no-policy).")
     target = results / str(meta.get("experiment") or run.parent.name) / run.name
     if target.exists():
         if not replace:
@@ -120,6 +127,13 @@ def record(run: Path, results: Path, half: bool = False, trust_pickles: bool = F
             recorded["record_thinned"] = {"max_points": max_points, "diagnostic_points": diagnostic_points,
                                           "tags": thinned}
             meta_file.write_text(json.dumps(recorded, indent=2) + "\n")
+    if not policy:
+        meta_file = tmp / "meta.json"
+        recorded = json.loads(meta_file.read_text())
+        recorded["record_policy"] = None
+        meta_file.write_text(json.dumps(recorded, indent=2) + "\n")
+        tmp.replace(target)
+        return target
     export_policy(run, tmp / "final", which="final", half=half, trust_pickles=trust_pickles)
     if (run / "best" / "agent.json").is_file():  # checkpoint.keep_best: the policy of the best evaluation
         export_policy(run, tmp / "best", which="best", half=half, trust_pickles=trust_pickles)
@@ -159,6 +173,7 @@ def main() -> int:
     p.add_argument("--max-points", type=int, default=MAX_POINTS, help="most points kept of a tag judging reads")
     p.add_argument("--diagnostic-points", type=int, default=DIAGNOSTIC_POINTS,
                    help="most points kept of a diagnostic tag (losses, rollout/, time/, reward/)")
+    p.add_argument("--no-policy", action="store_true", help="a run that saved no retrodojo policy: curves only")
     p.add_argument("--rethin", action="store_true", help="RUNS are recorded folders: thin their tb/ in place")
     args = p.parse_args()
     for flag, n in (("--max-points", args.max_points), ("--diagnostic-points", args.diagnostic_points)):
@@ -179,7 +194,7 @@ def main() -> int:
     try:
         for run in args.runs:
             out = record(run, args.results, args.half, args.trust_pickles, args.replace, args.max_points,
-                         args.diagnostic_points)
+                         args.diagnostic_points, policy=not args.no_policy)
             size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
             print(f"recorded {run} -> {out} ({size / 1024:,.0f} KiB)")
     except UserError as e:

@@ -66,3 +66,16 @@ def test_the_reference_side_writes_a_run_that_compare_and_the_fight_table_read(t
     assert [r["group"] for r in result["groups"]] == ["parity_reference (ppo)"]
     row = run_row(run, window=100_000)
     assert row["eval_bouts"] == 1 and row["eval_actions"] == "sampled" and row["frames"] == 4096
+    # into the record without a policy (it trained SB3 on another stack), and only when told so
+    from experiments.errors import UserError
+
+    spec = importlib.util.spec_from_file_location("record_run", REPO / "scripts" / "record_run.py")
+    record_run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(record_run)
+    with pytest.raises(UserError, match="--no-policy"):
+        record_run.record(run, tmp_path / "results")
+    rec = record_run.record(run, tmp_path / "results", policy=False)
+    assert json.loads((rec / "meta.json").read_text())["record_policy"] is None
+    assert sorted(p.name for p in rec.iterdir()) == ["config.yaml", "eval", "meta.json", "tb"]
+    assert compare([tmp_path / "results"], metric="eval/return", at=4096)["groups"][0]["per_seed"] == \
+        [history[-1]["return"]]
