@@ -6,6 +6,7 @@ anything needing two at once uses worker processes.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -86,3 +87,13 @@ def tiny_neat_experiment(path: Path, name: str, generations: int = 2, seed: int 
         "budget": {"frames": 10_000_000, "generations": generations}, "seeds": [seed],
         "eval": {"every_frames": 10**9, "episodes": 1}}))
     return path
+
+
+def load_script(path: str):
+    """A script of the repository (``scripts/record_run.py``, ``benchmarks/atari_parity.py``) as a module:
+    they are run as files, not imported as packages."""
+    file = Path(__file__).resolve().parents[1] / path
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

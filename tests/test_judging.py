@@ -198,11 +198,9 @@ def test_evaluate_overrides_the_saved_env_and_records_it(judged_run, capsys):
 @pytest.mark.slow
 def test_a_recorded_run_keeps_its_best_policy_and_evaluate_plays_fresh_episodes_beside_it(judged_run, tmp_path,
                                                                                          monkeypatch, capsys):
-    import importlib.util
+    from conftest import load_script
 
-    spec = importlib.util.spec_from_file_location("record_run", Path(__file__).parents[1] / "scripts" / "record_run.py")
-    record_run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(record_run)
+    record_run = load_script("scripts/record_run.py")
     rec = record_run.record(judged_run, tmp_path / "results")
     assert (rec / "best" / "agent.json").is_file() and (rec / "final" / "agent.json").is_file()
     committed = (rec / "eval" / "results.json").read_bytes() if (rec / "eval" / "results.json").exists() else None

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-from conftest import smb_spec
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_script, smb_spec
 
 
 def _level_map():
-    spec = importlib.util.spec_from_file_location("level_map", REPO / "scripts" / "level_map.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("scripts/level_map.py")
 
 
 def test_piece_grows_the_level_and_overwrites_where_screens_overlap():

@@ -3,25 +3,19 @@ reference side's run folder must be one that compare and the fight table read li
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 
 from experiments.spec import load_spec
 from wrappers import make_env
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def _parity():
-    spec = importlib.util.spec_from_file_location("atari_parity", REPO / "benchmarks" / "atari_parity.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/atari_parity.py")
 
 
 def test_both_stacks_pose_the_same_boxing_problem():
@@ -69,9 +63,7 @@ def test_the_reference_side_writes_a_run_that_compare_and_the_fight_table_read(t
     # into the record without a policy (it trained SB3 on another stack), and only when told so
     from experiments.errors import UserError
 
-    spec = importlib.util.spec_from_file_location("record_run", REPO / "scripts" / "record_run.py")
-    record_run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(record_run)
+    record_run = load_script("scripts/record_run.py")
     with pytest.raises(UserError, match="--no-policy"):
         record_run.record(run, tmp_path / "results")
     rec = record_run.record(run, tmp_path / "results", policy=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import load_script
 from test_compare import fake_run
 
 from experiments.cli import main
@@ -183,15 +184,12 @@ def test_the_committed_results_match_the_committed_record(capsys):
 
 
 def test_recording_thins_only_the_tags_over_the_limit_and_says_so(tmp_path):
-    import importlib.util
 
     from torch.utils.tensorboard import SummaryWriter
 
     from experiments.run import read_scalars
 
-    spec = importlib.util.spec_from_file_location("record_run", REPO / "scripts" / "record_run.py")
-    record_run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(record_run)
+    record_run = load_script("scripts/record_run.py")
     src = tmp_path / "run" / "tb"
     w = SummaryWriter(str(src))
     for i in range(50):
