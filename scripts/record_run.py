@@ -62,6 +62,11 @@ def thin_events(src: Path, dst: Path, max_points: int = MAX_POINTS,
     thinned: dict[str, list[int]] = {}
     for f in sorted(src.rglob("events.out.tfevents.*")):
         raw = list(RawEventFileLoader(str(f)).Load())
+        if not raw and f.stat().st_size:  # the loader skips what it cannot read: nothing read is not an event file
+            from experiments.errors import UserError
+
+            raise UserError(f"{f} is not a TensorBoard event file (no event could be read from its "
+                            f"{f.stat().st_size:,} bytes): restore it from the run's copy, or remove it.")
         events = [event_pb2.Event.FromString(b) for b in raw]
         counts = Counter(v.tag for e in events for v in e.summary.value)
         limits = {tag: tag_limit(tag, max_points, diagnostic_points) for tag in counts}
@@ -144,12 +149,18 @@ def record(run: Path, results: Path, half: bool = False, trust_pickles: bool = F
 def rethin(recorded: Path, max_points: int = MAX_POINTS, diagnostic_points: int = DIAGNOSTIC_POINTS) -> dict:
     """Thin a recorded run's ``tb/`` in place to today's limits; meta.json's ``record_thinned`` keeps each
     tag's count as logged during training, not as first recorded. Returns the new ``record_thinned``."""
+    from experiments.run import read_meta
+
     meta_file = recorded / "meta.json"
-    meta = json.loads(meta_file.read_text())
+    meta = read_meta(recorded)  # a corrupt one is a UserError that says so
     before = (meta.get("record_thinned") or {}).get("tags", {})
     tmp = recorded / ".tb.rethin"
     shutil.rmtree(tmp, ignore_errors=True)
-    now = thin_events(recorded / "tb", tmp, max_points, diagnostic_points)
+    try:
+        now = thin_events(recorded / "tb", tmp, max_points, diagnostic_points)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     tags = {tag: [kept, before.get(tag, [0, logged])[1]] for tag, (kept, logged) in now.items()}
     tags.update({tag: v for tag, v in before.items() if tag not in tags})
     meta["record_thinned"] = {"max_points": max_points, "diagnostic_points": diagnostic_points, "tags": tags}
@@ -187,7 +198,11 @@ def main() -> int:
                 p.error(f"{run} is not a recorded run (no tb/ or meta.json): give results/EXPERIMENT/RUN folders")
         for run in args.runs:
             size = sum(f.stat().st_size for f in (run / "tb").rglob("*") if f.is_file())
-            rethin(run, args.max_points, args.diagnostic_points)
+            try:
+                rethin(run, args.max_points, args.diagnostic_points)
+            except UserError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 2
             after = sum(f.stat().st_size for f in (run / "tb").rglob("*") if f.is_file())
             print(f"rethinned {run}: tb {size / 1024:,.0f} -> {after / 1024:,.0f} KiB")
         return 0

@@ -214,6 +214,17 @@ def test_recording_thins_only_the_tags_over_the_limit_and_says_so(tmp_path):
     assert len(read_scalars(tmp_path / "rec", "train/value_loss")) == 3
     assert read_scalars(tmp_path / "rec", "train/episode_progress") == kept
     assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == ["meta.json", "tb"]
+    # bytes that are no event file are refused, and left as they were
+    import pytest
+
+    from experiments.errors import UserError
+
+    junk = tmp_path / "rec" / "tb" / "events.out.tfevents.junk"
+    junk.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(UserError, match="not a TensorBoard event file"):
+        record_run.rethin(tmp_path / "rec")
+    assert junk.read_bytes() == bytes(range(256)) * 8 and len(read_scalars(tmp_path / "rec", "train/value_loss")) == 3
+    assert sorted(p.name for p in (tmp_path / "rec").iterdir()) == ["meta.json", "tb"]
 
 
 def test_a_fights_block_pools_bouts_over_seeds_beside_the_random_policy(tmp_path, capsys):
