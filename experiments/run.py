@@ -694,6 +694,11 @@ def pick_agent(path: Path, which: str = "final"):
     else:
         note = None
     if not ckpts:
+        meta = read_meta(path) if (path / "meta.json").is_file() else {}
+        if "record_policy" in meta and meta["record_policy"] is None:
+            raise UserError(f"{path} is recorded with its curves and evaluations only, no policy "
+                            f"({meta.get('record_policy_note') or 'it saved none'}). `retrodojo compare` and "
+                            "`report` read it; to play it, train it again with the command in its meta.json.")
         raise UserError(f"{path} has no final/ policy and no checkpoint yet: nothing to evaluate.")
     if which == "latest":
         return spec, ckpts[-1], note and f"{note} {ckpts[-1].name}"

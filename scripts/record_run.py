@@ -20,6 +20,11 @@ says which tags and from how many; a tag under its limit is kept point for point
 record folder that exists already is left alone unless ``--replace``. ``--no-policy`` records a run that
 saved no retrodojo policy (benchmarks/atari_parity.py's reference side trains SB3 on another stack): its
 curves and evaluations only, and meta.json's ``record_policy`` says so.
+
+``--strip-policy --why TEXT`` takes the policies (final/ and best/) out of recorded runs whose claims rest on
+their curves and evaluations alone, to keep results/ in its budget (results/README says which and why);
+meta.json's ``record_policy`` becomes null and ``record_policy_note`` keeps the reason, which ``retrodojo
+evaluate`` prints.
 """
 
 from __future__ import annotations
@@ -173,6 +178,37 @@ def rethin(recorded: Path, max_points: int = MAX_POINTS, diagnostic_points: int 
     return meta["record_thinned"]
 
 
+def strip_policy(recorded: Path, why: str, check_only: bool = False) -> int:
+    """Take final/ and best/ out of a recorded run and say why in its meta.json; returns the bytes freed
+    (``check_only``: the bytes it would free, nothing touched)."""
+    from experiments.errors import UserError
+    from experiments.run import read_meta
+
+    if not why.strip():
+        raise UserError("--strip-policy needs --why TEXT: the reason a reader of meta.json will see.")
+    if not (recorded / "meta.json").is_file() or not (recorded / "config.yaml").is_file():
+        raise UserError(f"{recorded} is not a recorded run (no meta.json or config.yaml): give "
+                        "results/EXPERIMENT/RUN folders.")
+    meta = read_meta(recorded)
+    gone = [recorded / name for name in ("final", "best") if (recorded / name).is_dir()]
+    if not gone:
+        raise UserError(f"{recorded} keeps no policy already (no final/ or best/): nothing to strip.")
+    freed = sum(f.stat().st_size for d in gone for f in d.rglob("*") if f.is_file())
+    if check_only:
+        return freed
+    moved = []
+    for d in gone:  # out of the way first, so a kill leaves the policy in a hidden folder, not half of it
+        moved.append(d.with_name(f".{d.name}.strip"))
+        shutil.rmtree(moved[-1], ignore_errors=True)
+        d.rename(moved[-1])
+    meta["record_policy"] = None
+    meta["record_policy_note"] = why.strip()
+    (recorded / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    for d in moved:
+        shutil.rmtree(d)
+    return freed
+
+
 def main() -> int:
     """Record each run given."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -186,12 +222,26 @@ def main() -> int:
                    help="most points kept of a diagnostic tag (losses, rollout/, time/, reward/)")
     p.add_argument("--no-policy", action="store_true", help="a run that saved no retrodojo policy: curves only")
     p.add_argument("--rethin", action="store_true", help="RUNS are recorded folders: thin their tb/ in place")
+    p.add_argument("--strip-policy", action="store_true",
+                   help="RUNS are recorded folders: take their final/ and best/ out (give --why)")
+    p.add_argument("--why", default="", help="with --strip-policy: the reason, kept in meta.json")
     args = p.parse_args()
     for flag, n in (("--max-points", args.max_points), ("--diagnostic-points", args.diagnostic_points)):
         if n < 2:
             p.error(f"{flag} {n}: keep at least 2 points of a tag (its first and last)")
     from experiments.errors import UserError
 
+    if args.strip_policy:
+        try:
+            for run in args.runs:  # all checked before any is touched
+                strip_policy(run, args.why, check_only=True)
+            for run in args.runs:
+                freed = strip_policy(run, args.why)
+                print(f"stripped {run}: {freed / 1024:,.0f} KiB freed")
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.rethin:
         for run in args.runs:  # all checked before any is touched
             if not (run / "tb").is_dir() or not (run / "meta.json").is_file():

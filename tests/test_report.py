@@ -277,3 +277,51 @@ def test_every_policy_in_the_record_loads_with_todays_code():
     assert any(f.parent.parent.name == "boxing_ppo_pixram" for f in folders) and len(folders) >= 10
     for folder in folders:
         assert load(folder, device="cpu").policy() is not None, folder
+
+
+def test_a_recorded_policy_stripped_for_the_budget_says_why_and_evaluate_says_it_too(tmp_path, monkeypatch,
+                                                                                      capsys):
+    import shutil
+    import sys
+
+    import pytest
+
+    from experiments.errors import UserError
+    from experiments.run import pick_agent
+
+    record_run = load_script("scripts/record_run.py")
+    src = REPO / "results" / "boxing_ppo_pixram" / "ppo-s1-20261203-125458"
+    rec = tmp_path / "results" / "boxing_ppo_pixram" / src.name
+    shutil.copytree(src, rec, ignore=shutil.ignore_patterns("tb"))
+    other = tmp_path / "results" / "other"
+    shutil.copytree(src, other, ignore=shutil.ignore_patterns("tb"))
+    # one folder of the list is no recorded run: nothing is touched, not even the good one before it
+    monkeypatch.setattr(sys, "argv", ["record_run.py", "--strip-policy", "--why", "budget", str(rec),
+                                      str(tmp_path)])
+    assert record_run.main() == 2 and "not a recorded run" in capsys.readouterr().err
+    assert (rec / "final" / "agent.json").is_file() and (rec / "best" / "agent.json").is_file()
+    with pytest.raises(UserError, match="--why"):
+        record_run.strip_policy(rec, "  ")
+    freed = record_run.strip_policy(rec, "the random policy's level; seed 1 keeps its policy")
+    assert freed > 3_000_000 and sorted(p.name for p in rec.iterdir()) == ["config.yaml", "eval", "meta.json"]
+    meta = json.loads((rec / "meta.json").read_text())
+    assert meta["record_policy"] is None and meta["record_policy_note"].startswith("the random policy's level")
+    assert meta["frames"] == json.loads((src / "meta.json").read_text())["frames"]
+    with pytest.raises(UserError, match="curves and evaluations only.*seed 1 keeps its policy"):
+        pick_agent(rec)
+    with pytest.raises(UserError, match="nothing to strip"):
+        record_run.strip_policy(rec, "again")
+    assert (other / "final" / "agent.json").is_file()
+
+
+def test_every_recorded_run_keeps_its_policy_or_says_why_not():
+    """results/README's budget rule: a run is recorded without a policy only with meta.json saying so."""
+    runs = [m.parent for m in (REPO / "results").glob("*/*/meta.json")] + \
+        [m.parent for m in (REPO / "results").glob("*/*/*/meta.json") if m.parent.parent.parent.name == "parity"]
+    assert len(runs) >= 30
+    for run in runs:
+        meta = json.loads((run / "meta.json").read_text())
+        if not (run / "final").is_dir():
+            assert "record_policy" in meta and meta["record_policy"] is None, run
+            # a reference stack's run never saved one; any other says why its policy was taken out
+            assert meta.get("record_policy_note") or run.parent.name == "parity_reference", run
