@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 MAX_POINTS = 4000
 DIAGNOSTIC_POINTS = 500
+BUDGET_MIB = 100  # issue 20: the whole of results/
 JUDGED = ("eval/", "train/episode_", "curriculum/", "neat/")
 KEEP = ["config.yaml", "meta.json", "eval/history.jsonl", "eval/results.json", "neat.cfg"]
 
@@ -102,10 +103,26 @@ def thin_events(src: Path, dst: Path, max_points: int = MAX_POINTS,
     return thinned
 
 
+def folder_bytes(folder: Path) -> int:
+    """The bytes of the files under ``folder`` (0 if it does not exist)."""
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+
+
+def _within_budget(tmp: Path, target: Path, results: Path, budget_mib: float) -> None:
+    from experiments.errors import UserError
+
+    after = folder_bytes(results) - folder_bytes(target)  # tmp is under results/ already; a replaced record goes
+    if after > budget_mib * 2**20:
+        raise UserError(f"recording {target.name} would put {results} at {after / 2**20:.1f} MiB, over its budget "
+                        f"of {budget_mib:g} MiB (issue 20); nothing was written. Make room first: results/README says "
+                        "which runs keep curves only (scripts/record_run.py --strip-policy --why ...), or record "
+                        "this one with --no-policy if its policy is not needed, or raise --budget-mib knowingly.")
+
+
 def record(run: Path, results: Path, half: bool = False, trust_pickles: bool = False, replace: bool = False,
-           max_points: int = MAX_POINTS, diagnostic_points: int = DIAGNOSTIC_POINTS, policy: bool = True) -> Path:
+           max_points: int = MAX_POINTS, diagnostic_points: int = DIAGNOSTIC_POINTS, policy: bool = True,
+           budget_mib: float = BUDGET_MIB) -> Path:
     """Copy what judging needs of ``run`` into ``results/<experiment>/<run name>/``; returns that folder."""
-    from experiments.convert import export_policy
     from experiments.errors import UserError
     from experiments.run import read_meta
 
@@ -119,36 +136,47 @@ def record(run: Path, results: Path, half: bool = False, trust_pickles: bool = F
     if not policy and (run / "final").exists():
         raise UserError(f"{run} saved a final policy: record it with the policy (leave out --no-policy).")
     target = results / str(meta.get("experiment") or run.parent.name) / run.name
-    if target.exists():
-        if not replace:
-            raise UserError(f"{target} exists; give --replace to write it again.")
-        shutil.rmtree(target)
+    if target.exists() and not replace:
+        raise UserError(f"{target} exists; give --replace to write it again.")
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    try:  # built beside the record and swapped in whole: a failure leaves the record as it was
+        _build(run, tmp, max_points, diagnostic_points, policy, half, trust_pickles)
+        _within_budget(tmp, target, results, budget_mib)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = target.with_name(f".{target.name}.old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _build(run: Path, tmp: Path, max_points: int, diagnostic_points: int, policy: bool, half: bool,
+           trust_pickles: bool) -> None:
+    from experiments.convert import export_policy
+
     for name in KEEP:
         if (run / name).is_file():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(run / name, tmp / name)
+    meta_file = tmp / "meta.json"
+    recorded = json.loads(meta_file.read_text())
     if (run / "tb").is_dir():
         thinned = thin_events(run / "tb", tmp / "tb", max_points, diagnostic_points)
         if thinned:
-            meta_file = tmp / "meta.json"
-            recorded = json.loads(meta_file.read_text())
             recorded["record_thinned"] = {"max_points": max_points, "diagnostic_points": diagnostic_points,
                                           "tags": thinned}
-            meta_file.write_text(json.dumps(recorded, indent=2) + "\n")
     if not policy:
-        meta_file = tmp / "meta.json"
-        recorded = json.loads(meta_file.read_text())
         recorded["record_policy"] = None
-        meta_file.write_text(json.dumps(recorded, indent=2) + "\n")
-        tmp.replace(target)
-        return target
-    export_policy(run, tmp / "final", which="final", half=half, trust_pickles=trust_pickles)
-    if (run / "best" / "agent.json").is_file():  # checkpoint.keep_best: the policy of the best evaluation
-        export_policy(run, tmp / "best", which="best", half=half, trust_pickles=trust_pickles)
-    tmp.replace(target)
-    return target
+    meta_file.write_text(json.dumps(recorded, indent=2) + "\n")
+    if policy:
+        export_policy(run, tmp / "final", which="final", half=half, trust_pickles=trust_pickles)
+        if (run / "best" / "agent.json").is_file():  # checkpoint.keep_best: the policy of the best evaluation
+            export_policy(run, tmp / "best", which="best", half=half, trust_pickles=trust_pickles)
 
 
 def rethin(recorded: Path, max_points: int = MAX_POINTS, diagnostic_points: int = DIAGNOSTIC_POINTS) -> dict:
@@ -220,6 +248,8 @@ def main() -> int:
     p.add_argument("--max-points", type=int, default=MAX_POINTS, help="most points kept of a tag judging reads")
     p.add_argument("--diagnostic-points", type=int, default=DIAGNOSTIC_POINTS,
                    help="most points kept of a diagnostic tag (losses, rollout/, time/, reward/)")
+    p.add_argument("--budget-mib", type=float, default=BUDGET_MIB,
+                   help="refuse a record that would put RESULTS over this many MiB (issue 20: 100)")
     p.add_argument("--no-policy", action="store_true", help="a run that saved no retrodojo policy: curves only")
     p.add_argument("--rethin", action="store_true", help="RUNS are recorded folders: thin their tb/ in place")
     p.add_argument("--strip-policy", action="store_true",
@@ -259,9 +289,9 @@ def main() -> int:
     try:
         for run in args.runs:
             out = record(run, args.results, args.half, args.trust_pickles, args.replace, args.max_points,
-                         args.diagnostic_points, policy=not args.no_policy)
-            size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-            print(f"recorded {run} -> {out} ({size / 1024:,.0f} KiB)")
+                         args.diagnostic_points, policy=not args.no_policy, budget_mib=args.budget_mib)
+            print(f"recorded {run} -> {out} ({folder_bytes(out) / 1024:,.0f} KiB; {args.results} now "
+                  f"{folder_bytes(args.results) / 2**20:.1f} of {args.budget_mib:g} MiB)")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -325,3 +325,31 @@ def test_every_recorded_run_keeps_its_policy_or_says_why_not():
             assert "record_policy" in meta and meta["record_policy"] is None, run
             # a reference stack's run never saved one; any other says why its policy was taken out
             assert meta.get("record_policy_note") or run.parent.name == "parity_reference", run
+
+
+def test_recording_past_the_budget_is_refused_and_leaves_the_record_as_it_was(tmp_path):
+    import pytest
+
+    from experiments.errors import UserError
+
+    record_run = load_script("scripts/record_run.py")
+    results = tmp_path / "results"
+    first = record_run.record(fake_run(tmp_path / "runs", "smb_a", 1, {0: 1, 300: 9}), results, policy=False,
+                              budget_mib=1)
+    before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    (results / "filler").write_bytes(b"\0" * (2 * 2**20))
+    second = fake_run(tmp_path / "runs", "smb_a", 2, {0: 1, 300: 9})
+    with pytest.raises(UserError, match=r"at 2\.0 MiB, over its budget of 2 MiB.*--strip-policy"):
+        record_run.record(second, results, policy=False, budget_mib=2)
+    # a --replace over budget keeps the record it would have replaced
+    with pytest.raises(UserError, match="over its budget"):
+        record_run.record(tmp_path / "runs" / "smb_a" / "ppo-s1", results, policy=False, replace=True,
+                          budget_mib=2)
+    assert sorted(p.name for p in (results / "smb_a").iterdir()) == [first.name]
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+    assert record_run.record(second, results, policy=False, budget_mib=3).is_dir()
+
+
+def test_the_committed_record_is_within_its_budget():
+    record_run = load_script("scripts/record_run.py")
+    assert record_run.folder_bytes(REPO / "results") < record_run.BUDGET_MIB * 2**20
