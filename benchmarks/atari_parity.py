@@ -19,9 +19,16 @@ folder (config.yaml, meta.json, eval/history.jsonl, tb/), so the comparison is
 
     retrodojo compare results/parity --metric eval/return --at 2000000 --plot docs/parity_boxing.png
 
-Usage (each run in its own process; ~1 h per run at 2M frames on 2 cores):
-    python benchmarks/atari_parity.py --side both --seeds 1 2 --frames 2000000 --out results/parity
+Both sides learn in one ``learn()`` over the whole budget, so the linear schedules of the learning rate and
+the clip range decay once, from the first frame to the last (a ``learn()`` per evaluation, as the reference
+side had until 2026-12-03, restarts them each time: SB3 counts progress within each call). Both write a
+checkpoint at their evaluations and resume from it after a kill: a retrodojo run with ``retrodojo train
+--resume RUN``, a reference run with ``--resume RUN``.
+
+Usage (each run in its own process; 25-30 min per run at 2M frames on this project's 2 cores):
+    python benchmarks/atari_parity.py --side both --seeds 1 2 --frames 2000000 --out runs/parity
     python benchmarks/atari_parity.py --side reference --seeds 1 --frames 20000 --out /tmp/parity  # a smoke run
+    python benchmarks/atari_parity.py --resume runs/parity/parity_reference/ppo-s1-...  # after a kill
 """
 
 from __future__ import annotations
@@ -80,8 +87,88 @@ def _evaluate_reference(model, episodes: int, seed: int) -> dict:
             "success_rate": sum(m > 0 for m in margins) / len(margins), "episodes": [{"r": m} for m in margins]}
 
 
-def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: int) -> Path:
-    """Train SB3 PPO on ALE Boxing into a run folder that retrodojo's compare reads."""
+def _reference_settings(run: Path) -> tuple[int, int, int, int]:
+    """Seed, frames, eval_every and episodes of a reference run folder, from its config.yaml (checked)."""
+    import yaml
+
+    from experiments.errors import UserError
+
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        values = (config["seeds"][0], config["budget"]["frames"], config["eval"]["every_frames"],
+                  config["eval"]["episodes"])
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError) as e:
+        raise UserError(f"{run} is not a reference parity run (config.yaml unreadable or without seeds, "
+                        f"budget.frames, eval.every_frames, eval.episodes: {type(e).__name__}). Give a folder "
+                        "that `atari_parity.py --side reference` wrote.") from None
+    if config.get("name") != "parity_reference" or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                           and v > 0 for v in values):
+        raise UserError(f"{run}/config.yaml is not a reference parity run's (name parity_reference and positive "
+                        "whole numbers for the seed, frames, eval.every_frames and eval.episodes).")
+    return values
+
+
+def _save_checkpoint(model, run: Path, frames: int, train_seconds: float, load: dict) -> None:
+    """Policy, optimizer, counters and RNG states in retrodojo's safe formats, swapped in whole."""
+    from agents import safe_io
+    from agents.sb3_format import write_model
+
+    tmp = run / ".checkpoint.tmp"
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    write_model(model, tmp, "ppo", "cnn", optimizer=True)
+    safe_io.save_rng(tmp)
+    safe_io.write_json(tmp / "parity.json", {"frames": frames, "train_seconds": round(train_seconds, 1),
+                                             "load_1min": load})
+    safe_io.replace_folder(tmp, run / "checkpoint")
+
+
+def _read_checkpoint_record(ckpt: Path) -> tuple[int, float, dict]:
+    """The frames, training seconds and load record of a checkpoint, checked against its model.json before
+    any env is started."""
+    from agents import safe_io
+    from agents.errors import AgentError
+    from agents.sb3_format import MODEL_FILE
+    from experiments.errors import UserError
+
+    try:
+        top = safe_io.Fields(safe_io.read_json(ckpt / MODEL_FILE, "saved model description"), ckpt / MODEL_FILE)
+        info = safe_io.Fields(safe_io.read_json(ckpt / "parity.json", "parity checkpoint record"),
+                              ckpt / "parity.json")
+        frames, seconds, steps = info.int("frames", lo=0), info.float("train_seconds"), top.int("num_timesteps", lo=0)
+    except AgentError as e:
+        raise UserError(f"{ckpt} is unreadable ({e}); the run cannot resume from it: start it again.") from None
+    if frames != steps * SKIP:
+        raise UserError(f"{ckpt}: parity.json says {frames:,} frames, model.json {steps * SKIP:,}; the checkpoint "
+                        "is not one piece: start the run again.")
+    load = info.data.get("load_1min")
+    good = isinstance(load, dict) and all(isinstance(load.get(k), (int, float)) for k in ("samples", "mean", "max"))
+    return frames, seconds, (load if good else {"samples": 0, "mean": 0.0, "max": 0.0, "every_s": 60.0})
+
+
+def _load_checkpoint(model, ckpt: Path) -> None:
+    """Fill ``model`` (weights, optimizer, counters) and the RNG states from ``ckpt``."""
+    from agents import safe_io
+    from agents.errors import AgentError
+    from agents.sb3_format import MODEL_FILE, OPTIMIZER_FILE, POLICY_FILE, read_counters, read_optimizer, read_policy
+    from experiments.errors import UserError
+
+    try:
+        top = safe_io.Fields(safe_io.read_json(ckpt / MODEL_FILE, "saved model description"), ckpt / MODEL_FILE)
+        read_policy(model.policy, ckpt / POLICY_FILE)
+        read_optimizer(model.policy.optimizer, top, ckpt / OPTIMIZER_FILE)
+        read_counters(model, top)
+        safe_io.restore_rng(ckpt)
+    except AgentError as e:
+        raise UserError(f"{ckpt} is unreadable ({e}); the run cannot resume from it: start it again.") from None
+
+
+def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: int,
+                  resume: Path | None = None) -> Path:
+    """Train SB3 PPO on ALE Boxing into a run folder that retrodojo's compare reads; ``resume`` continues one
+    from the checkpoint it wrote at its last evaluation (its own seed, frames and evaluation settings)."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -89,33 +176,70 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
     from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTransposeImage
     from torch.utils.tensorboard import SummaryWriter
 
-    from experiments.run import _git_commit, _versions, cpu_model
+    from experiments.errors import UserError
+    from experiments.run import _git_commit, _versions, cpu_model, read_meta
 
-    run = out / "parity_reference" / f"ppo-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-    (run / "eval").mkdir(parents=True)
-    config = {"name": "parity_reference", "description": "SB3 PPO on gymnasium's ALE/Boxing-v5 (AtariWrapper)",
-              "game": "Boxing-Atari2600", "state": "Start", "states": None, "profile": "boxing",
-              "env": {"stack": "ale-AtariWrapper", "frame_skip": SKIP, "sticky_prob": 0.25, "sticky_per": "frame",
-                      "noop_max": 30, "resize": [84, 84], "frame_stack": 4, "reward_clip": 1.0},
-              "agent": {"algo": "ppo", "policy": "cnn", "n_envs": N_ENVS,
-                        "hyperparams": {**ZOO, "learning_rate": {"schedule": "linear", "start": 2.5e-4, "end": 0.0},
-                                        "clip_range": {"schedule": "linear", "start": 0.1, "end": 0.0}}},
-              "budget": {"frames": frames}, "seeds": [seed],
-              "eval": {"every_frames": eval_every, "episodes": episodes, "deterministic": False}}
-    import yaml
+    if resume is not None:
+        run = Path(resume)
+        seed, frames, eval_every, episodes = _reference_settings(run)
+        meta = read_meta(run)
+        if meta.get("status") == "finished":
+            raise UserError(f"{run} has finished already: nothing to resume.")
+        if not (run / "checkpoint" / "parity.json").is_file():
+            raise UserError(f"{run} has no checkpoint (one is written at each evaluation after the first): "
+                            "start the run again.")
+        start, seconds_before, load = _read_checkpoint_record(run / "checkpoint")
+        meta["resumes"] = int(meta.get("resumes", 0) or 0) + 1
+        meta.setdefault("resume_commands", []).append(sys.argv)
+        meta.setdefault("resume_cpu_models", []).append(cpu_model())
+    else:
+        run = out / "parity_reference" / f"ppo-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+        (run / "eval").mkdir(parents=True)
+        config = {"name": "parity_reference",
+                  "description": "SB3 PPO on gymnasium's ALE/Boxing-v5 (AtariWrapper)",
+                  "game": "Boxing-Atari2600", "state": "Start", "states": None, "profile": "boxing",
+                  "env": {"stack": "ale-AtariWrapper", "frame_skip": SKIP, "sticky_prob": 0.25,
+                          "sticky_per": "frame", "noop_max": 30, "resize": [84, 84], "frame_stack": 4,
+                          "reward_clip": 1.0},
+                  "agent": {"algo": "ppo", "policy": "cnn", "n_envs": N_ENVS,
+                            "hyperparams": {**ZOO,
+                                            "learning_rate": {"schedule": "linear", "start": 2.5e-4, "end": 0.0},
+                                            "clip_range": {"schedule": "linear", "start": 0.1, "end": 0.0}}},
+                  "budget": {"frames": frames}, "seeds": [seed],
+                  "eval": {"every_frames": eval_every, "episodes": episodes, "deterministic": False}}
+        import yaml
 
-    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    meta = {"experiment": "parity_reference", "algo": "ppo", "seed": seed, "game": "Boxing-Atari2600",
-            "status": "running", "frames": 0, "budget_frames": frames, "host": platform.node(),
-            "cpus": os.cpu_count(), "cpu_model": cpu_model(), "git_commit": _git_commit(), "versions": _versions(),
-            "command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    (run / "meta.json").write_text(json.dumps(meta, indent=2))
-    writer = SummaryWriter(str(run / "tb"))
+        (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        meta = {"experiment": "parity_reference", "algo": "ppo", "seed": seed, "game": "Boxing-Atari2600",
+                "status": "running", "frames": 0, "budget_frames": frames, "host": platform.node(),
+                "cpus": os.cpu_count(), "cpu_model": cpu_model(), "git_commit": _git_commit(),
+                "versions": _versions(), "command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        start, seconds_before = 0, 0.0
+        load = {"samples": 0, "mean": 0.0, "max": 0.0, "every_s": 60.0}
     torch.manual_seed(seed)
     venv = VecTransposeImage(VecFrameStack(SubprocVecEnv([lambda i=i: _ale_env(seed * 1000 + i)
                                                           for i in range(N_ENVS)]), n_stack=4))
     model = PPO("CnnPolicy", venv, learning_rate=LinearSchedule(2.5e-4, 0.0, 1.0),
                 clip_range=LinearSchedule(0.1, 0.0, 1.0), seed=seed, verbose=0, **ZOO)
+    if resume is not None:
+        try:
+            _load_checkpoint(model, run / "checkpoint")
+        except BaseException:
+            venv.close()
+            raise
+        history = run / "eval" / "history.jsonl"
+        if history.is_file():  # as of the checkpoint: an evaluation logged after it is made again
+            kept = []
+            for line in history.read_text().splitlines():
+                try:
+                    if json.loads(line)["frames"] <= start:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):  # a line torn by the kill
+                    continue
+            history.write_text("".join(line + "\n" for line in kept))
+    (run / "meta.json").write_text(json.dumps(meta, indent=2))
+    # on resume, TensorBoard drops what was logged past the checkpoint, so the lines continue without a duplicate
+    writer = SummaryWriter(str(run / "tb"), purge_step=start + 1 if start else None)
     t0 = time.perf_counter()
 
     def evaluate(at: int) -> None:
@@ -124,13 +248,25 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
         writer.add_scalar("eval/win_rate", res["win_rate"], at)
         with open(run / "eval" / "history.jsonl", "a") as f:
             f.write(json.dumps({"frames": at, "time": time.time(), **res}) + "\n")
+        writer.flush()
         print(f"reference s{seed}: {at:,} frames, eval margin {res['return']:+.1f}, win rate {res['win_rate']:.0%}, "
-              f"{(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+              f"{(seconds_before + time.perf_counter() - t0) / 60:.1f} min", flush=True)
 
-    load = {"samples": 0, "mean": 0.0, "max": 0.0, "every_s": 60.0}
     load_t = [time.perf_counter()]
+    next_eval = [start + eval_every]
 
     class Log(BaseCallback):
+        def _on_rollout_start(self) -> None:
+            # after the previous rollout's update, as the chunked learn() calls before evaluated; one learn()
+            # for the whole budget keeps the linear schedules over the whole run (a learn() per chunk restarts
+            # them: SB3 counts progress within each call)
+            at = self.num_timesteps * SKIP
+            if at >= next_eval[0]:
+                writer.add_scalar("time/fps", (at - start) / (time.perf_counter() - t0), at)
+                evaluate(at)
+                _save_checkpoint(model, run, at, seconds_before + time.perf_counter() - t0, load)
+                next_eval[0] += eval_every * (1 + (at - next_eval[0]) // eval_every)
+
         def _on_step(self) -> bool:
             if time.perf_counter() - load_t[0] >= load["every_s"]:  # as meta.json's load_1min of a retrodojo run
                 load_t[0] = time.perf_counter()
@@ -145,17 +281,18 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
                     writer.add_scalar("train/episode_win_rate", float(info["episode"]["r"] > 0), at)
             return True
 
-    evaluate(0)
-    done = 0
-    while done < frames:
-        steps = min(eval_every, frames - done) // SKIP
-        model.learn(total_timesteps=steps, callback=Log(), reset_num_timesteps=False)
-        done = model.num_timesteps * SKIP
-        writer.add_scalar("time/fps", done / (time.perf_counter() - t0), done)
-        evaluate(done)
+    if start == 0:
+        evaluate(0)
+    steps = -(-frames // SKIP)
+    if model.num_timesteps < steps:
+        model.learn(total_timesteps=steps - model.num_timesteps, callback=Log(), reset_num_timesteps=False)
+    done = model.num_timesteps * SKIP
+    writer.add_scalar("time/fps", (done - start) / (time.perf_counter() - t0), done)
+    evaluate(done)
     venv.close()
     writer.close()
-    meta.update(status="finished", frames=done, train_seconds=round(time.perf_counter() - t0, 1), load_1min=load)
+    meta.update(status="finished", frames=done, train_seconds=round(seconds_before + time.perf_counter() - t0, 1),
+                load_1min=load)
     (run / "meta.json").write_text(json.dumps(meta, indent=2))
     return run
 
@@ -178,7 +315,18 @@ def main() -> int:
     p.add_argument("--eval-every", type=int, default=250_000)
     p.add_argument("--episodes", type=int, default=10)
     p.add_argument("--out", type=Path, default=ROOT / "runs" / "parity")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue a reference run from its last checkpoint (a retrodojo run: retrodojo train --resume)")
     args = p.parse_args()
+    if args.resume is not None:
+        from experiments.errors import UserError
+
+        try:
+            run_reference(0, 0, args.out, 0, 0, resume=args.resume)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     for seed in args.seeds:
         if args.side in ("retrodojo", "both"):
             run_retrodojo(seed, args.frames, args.out, args.eval_every, args.episodes)
