@@ -104,7 +104,8 @@ def _reference_settings(run: Path) -> tuple[int, int, int, int]:
     if config.get("name") != "parity_reference" or not all(isinstance(v, int) and not isinstance(v, bool)
                                                            and v > 0 for v in values):
         raise UserError(f"{run}/config.yaml is not a reference parity run's (name parity_reference and positive "
-                        "whole numbers for the seed, frames, eval.every_frames and eval.episodes).")
+                        "whole numbers for the seed, frames, eval.every_frames and eval.episodes). A retrodojo "
+                        "side's run resumes with `retrodojo train --resume RUN`.")
     return values
 
 

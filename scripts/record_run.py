@@ -256,6 +256,12 @@ def main() -> int:
                    help="RUNS are recorded folders: take their final/ and best/ out (give --why)")
     p.add_argument("--why", default="", help="with --strip-policy: the reason, kept in meta.json")
     args = p.parse_args()
+    if args.strip_policy and args.rethin:
+        p.error("--strip-policy and --rethin are two passes over the record: give one at a time")
+    if args.why and not args.strip_policy:
+        p.error("--why goes with --strip-policy (the reason kept in meta.json)")
+    if not args.budget_mib > 0:
+        p.error(f"--budget-mib {args.budget_mib:g}: give the budget of the results folder in MiB (100 for results/)")
     for flag, n in (("--max-points", args.max_points), ("--diagnostic-points", args.diagnostic_points)):
         if n < 2:
             p.error(f"{flag} {n}: keep at least 2 points of a tag (its first and last)")
