@@ -87,6 +87,12 @@ def _evaluate_reference(model, episodes: int, seed: int) -> dict:
             "success_rate": sum(m > 0 for m in margins) / len(margins), "episodes": [{"r": m} for m in margins]}
 
 
+def next_evaluation(frames: int, every: int) -> int:
+    """The frame of the next evaluation after one at ``frames``: the next multiple of ``every`` (taken at the
+    first rollout start at or past it), so a resumed run keeps the grid of one that never stopped."""
+    return (frames // every + 1) * every
+
+
 def _reference_settings(run: Path) -> tuple[int, int, int, int]:
     """Seed, frames, eval_every and episodes of a reference run folder, from its config.yaml (checked)."""
     import yaml
@@ -172,10 +178,8 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
     from the checkpoint it wrote at its last evaluation (its own seed, frames and evaluation settings)."""
     import torch
     from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.utils import LinearSchedule
     from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTransposeImage
-    from torch.utils.tensorboard import SummaryWriter
 
     from experiments.errors import UserError
     from experiments.run import _git_commit, _versions, cpu_model, read_meta
@@ -215,6 +219,7 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
                 "status": "running", "frames": 0, "budget_frames": frames, "host": platform.node(),
                 "cpus": os.cpu_count(), "cpu_model": cpu_model(), "git_commit": _git_commit(),
                 "versions": _versions(), "command": sys.argv, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        (run / "meta.json").write_text(json.dumps(meta, indent=2))
         start, seconds_before = 0, 0.0
         load = {"samples": 0, "mean": 0.0, "max": 0.0, "every_s": 60.0}
     torch.manual_seed(seed)
@@ -222,12 +227,21 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
                                                           for i in range(N_ENVS)]), n_stack=4))
     model = PPO("CnnPolicy", venv, learning_rate=LinearSchedule(2.5e-4, 0.0, 1.0),
                 clip_range=LinearSchedule(0.1, 0.0, 1.0), seed=seed, verbose=0, **ZOO)
-    if resume is not None:
-        try:
-            _load_checkpoint(model, run / "checkpoint")
-        except BaseException:
-            venv.close()
-            raise
+    try:
+        return _train_reference(run, model, venv, meta, seed, frames, eval_every, episodes, resume is not None,
+                                start, seconds_before, load)
+    finally:
+        venv.close()
+
+
+def _train_reference(run: Path, model, venv, meta: dict, seed: int, frames: int, eval_every: int, episodes: int,
+                     resumed: bool, start: int, seconds_before: float, load: dict) -> Path:
+    from torch.utils.tensorboard import SummaryWriter
+
+    if resumed:
+        _load_checkpoint(model, run / "checkpoint")
+        # PPO(seed=) seeded the envs as at frame 0: the resumed part plays on, not the opening bouts again
+        venv.seed(seed * 1_000_003 + start)
         history = run / "eval" / "history.jsonl"
         if history.is_file():  # as of the checkpoint: an evaluation logged after it is made again
             kept = []
@@ -237,10 +251,22 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
                         kept.append(line)
                 except (ValueError, KeyError, TypeError):  # a line torn by the kill
                     continue
-            history.write_text("".join(line + "\n" for line in kept))
+            tmp = history.with_name(".history.jsonl.tmp")
+            tmp.write_text("".join(line + "\n" for line in kept))
+            tmp.replace(history)  # whole, so a kill here leaves the old history, which the next resume cuts again
     (run / "meta.json").write_text(json.dumps(meta, indent=2))
     # on resume, TensorBoard drops what was logged past the checkpoint, so the lines continue without a duplicate
     writer = SummaryWriter(str(run / "tb"), purge_step=start + 1 if start else None)
+    try:
+        return _learn(run, model, writer, meta, seed, frames, eval_every, episodes, start, seconds_before, load)
+    finally:
+        writer.close()
+
+
+def _learn(run: Path, model, writer, meta: dict, seed: int, frames: int, eval_every: int, episodes: int,
+           start: int, seconds_before: float, load: dict) -> Path:
+    from stable_baselines3.common.callbacks import BaseCallback
+
     t0 = time.perf_counter()
 
     def evaluate(at: int) -> None:
@@ -254,7 +280,7 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
               f"{(seconds_before + time.perf_counter() - t0) / 60:.1f} min", flush=True)
 
     load_t = [time.perf_counter()]
-    next_eval = [start + eval_every]
+    next_eval = [next_evaluation(start, eval_every)]
 
     class Log(BaseCallback):
         def _on_rollout_start(self) -> None:
@@ -266,7 +292,7 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
                 writer.add_scalar("time/fps", (at - start) / (time.perf_counter() - t0), at)
                 evaluate(at)
                 _save_checkpoint(model, run, at, seconds_before + time.perf_counter() - t0, load)
-                next_eval[0] += eval_every * (1 + (at - next_eval[0]) // eval_every)
+                next_eval[0] = next_evaluation(at, eval_every)
 
         def _on_step(self) -> bool:
             if time.perf_counter() - load_t[0] >= load["every_s"]:  # as meta.json's load_1min of a retrodojo run
@@ -290,8 +316,6 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
     done = model.num_timesteps * SKIP
     writer.add_scalar("time/fps", (done - start) / (time.perf_counter() - t0), done)
     evaluate(done)
-    venv.close()
-    writer.close()
     meta.update(status="finished", frames=done, train_seconds=round(seconds_before + time.perf_counter() - t0, 1),
                 load_1min=load)
     (run / "meta.json").write_text(json.dumps(meta, indent=2))

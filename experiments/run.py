@@ -682,6 +682,12 @@ def pick_agent(path: Path, which: str = "final"):
         raise UserError(f"{path} is neither a run folder nor a saved agent. `retrodojo runs` lists runs.")
     spec = load_spec(path / "config.yaml")
     ckpts = Run.checkpoints_of(path)
+    if not (path / which / "agent.json").is_file() and not ckpts:
+        meta = read_meta(path) if (path / "meta.json").is_file() else {}
+        if "record_policy" in meta and meta["record_policy"] is None:
+            raise UserError(f"{path} is recorded with its curves and evaluations only, no policy "
+                            f"({meta.get('record_policy_note') or 'it saved none'}). `retrodojo compare` and "
+                            "`report` read it; to play it, train it again with the command in its meta.json.")
     if which == "best":
         if not (path / "best" / "agent.json").is_file():
             raise UserError(f"{path} kept no best/ policy: train with checkpoint.keep_best: true (it keeps the "
@@ -694,11 +700,6 @@ def pick_agent(path: Path, which: str = "final"):
     else:
         note = None
     if not ckpts:
-        meta = read_meta(path) if (path / "meta.json").is_file() else {}
-        if "record_policy" in meta and meta["record_policy"] is None:
-            raise UserError(f"{path} is recorded with its curves and evaluations only, no policy "
-                            f"({meta.get('record_policy_note') or 'it saved none'}). `retrodojo compare` and "
-                            "`report` read it; to play it, train it again with the command in its meta.json.")
         raise UserError(f"{path} has no final/ policy and no checkpoint yet: nothing to evaluate.")
     if which == "latest":
         return spec, ckpts[-1], note and f"{note} {ckpts[-1].name}"

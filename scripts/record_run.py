@@ -150,7 +150,12 @@ def record(run: Path, results: Path, half: bool = False, trust_pickles: bool = F
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)
         target.rename(old)
-    tmp.rename(target)
+    try:
+        tmp.rename(target)
+    except BaseException:
+        if old.exists():
+            old.rename(target)
+        raise
     shutil.rmtree(old, ignore_errors=True)
     return target
 
@@ -224,17 +229,18 @@ def strip_policy(recorded: Path, why: str, check_only: bool = False) -> int:
     freed = sum(f.stat().st_size for d in gone for f in d.rglob("*") if f.is_file())
     if check_only:
         return freed
-    moved = []
-    for d in gone:  # out of the way first, so a kill leaves the policy in a hidden folder, not half of it
-        moved.append(d.with_name(f".{d.name}.strip"))
-        shutil.rmtree(moved[-1], ignore_errors=True)
-        d.rename(moved[-1])
     meta["record_policy"] = None
     meta["record_policy_note"] = why.strip()
-    (recorded / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    for d in moved:
+    _write_json_atomic(recorded / "meta.json", meta)
+    for d in gone:  # meta.json says so first: a kill in between leaves a policy that a second pass takes out
         shutil.rmtree(d)
     return freed
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def main() -> int:

@@ -40,6 +40,21 @@ def test_both_stacks_pose_the_same_boxing_problem():
     assert spec.frame_skip == parity.SKIP and spec.sticky_prob == 0.25 and spec.noop_max == 30
 
 
+def test_evaluations_keep_their_grid_across_a_resume():
+    """A reference run evaluates at the first rollout start (every 4,096 frames) at or past each multiple of
+    the interval; one resumed from an evaluation at 253,952 frames goes on to 500,000 as an unbroken run does."""
+    parity = _parity()
+    rollout, every = 4096, 250_000
+    unbroken, at, due = [], 0, parity.next_evaluation(0, every)
+    while at + rollout < 2_002_944:  # rollout starts; the end (2,002,944) is evaluated after learn()
+        at += rollout
+        if at >= due:
+            unbroken.append(at)
+            due = parity.next_evaluation(at, every)
+    assert unbroken[:2] == [253_952, 503_808] and len(unbroken) == 7
+    assert all(parity.next_evaluation(a, every) == (i + 2) * every for i, a in enumerate(unbroken))
+
+
 @pytest.mark.slow
 def test_the_reference_side_decays_over_the_whole_run_resumes_and_is_read_like_any_run(tmp_path, monkeypatch):
     """One learn() for the budget: the linear schedules reach half way at half the frames (a learn() per

@@ -293,8 +293,6 @@ def test_a_recorded_policy_stripped_for_the_budget_says_why_and_evaluate_says_it
     src = REPO / "results" / "boxing_ppo_pixram" / "ppo-s1-20261203-125458"
     rec = tmp_path / "results" / "boxing_ppo_pixram" / src.name
     shutil.copytree(src, rec, ignore=shutil.ignore_patterns("tb"))
-    other = tmp_path / "results" / "other"
-    shutil.copytree(src, other, ignore=shutil.ignore_patterns("tb"))
     # one folder of the list is no recorded run: nothing is touched, not even the good one before it
     monkeypatch.setattr(sys, "argv", ["record_run.py", "--strip-policy", "--why", "budget", str(rec),
                                       str(tmp_path)])
@@ -309,9 +307,10 @@ def test_a_recorded_policy_stripped_for_the_budget_says_why_and_evaluate_says_it
     assert meta["frames"] == json.loads((src / "meta.json").read_text())["frames"]
     with pytest.raises(UserError, match="curves and evaluations only.*seed 1 keeps its policy"):
         pick_agent(rec)
+    with pytest.raises(UserError, match="curves and evaluations only.*seed 1 keeps its policy"):
+        pick_agent(rec, "best")
     with pytest.raises(UserError, match="nothing to strip"):
         record_run.strip_policy(rec, "again")
-    assert (other / "final" / "agent.json").is_file()
 
 
 def test_every_recorded_run_keeps_its_policy_or_says_why_not():
@@ -347,6 +346,10 @@ def test_recording_past_the_budget_is_refused_and_leaves_the_record_as_it_was(tm
                           budget_mib=2)
     assert sorted(p.name for p in (results / "smb_a").iterdir()) == [first.name]
     assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+    # a record replaced counts once: the old copy's bytes are not added to the new one's
+    size = record_run.folder_bytes(results)
+    assert record_run.record(tmp_path / "runs" / "smb_a" / "ppo-s1", results, policy=False, replace=True,
+                             budget_mib=(size + 1) / 2**20).is_dir()
     assert record_run.record(second, results, policy=False, budget_mib=3).is_dir()
 
 
