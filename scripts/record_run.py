@@ -108,9 +108,17 @@ def folder_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
 
 
+def budget_folder(results: Path) -> Path:
+    """The folder the budget holds: the repository's results/ for any folder inside it (results/parity is
+    part of results/), else ``results`` itself."""
+    results, repo = Path(results).resolve(), (ROOT / "results").resolve()
+    return repo if results == repo or repo in results.parents else results
+
+
 def _within_budget(tmp: Path, target: Path, results: Path, budget_mib: float) -> None:
     from experiments.errors import UserError
 
+    results = budget_folder(results)
     after = folder_bytes(results) - folder_bytes(target)  # tmp is under results/ already; a replaced record goes
     if after > budget_mib * 2**20:
         raise UserError(f"recording {target.name} would put {results} at {after / 2**20:.1f} MiB, over its budget "
@@ -302,8 +310,9 @@ def main() -> int:
         for run in args.runs:
             out = record(run, args.results, args.half, args.trust_pickles, args.replace, args.max_points,
                          args.diagnostic_points, policy=not args.no_policy, budget_mib=args.budget_mib)
-            print(f"recorded {run} -> {out} ({folder_bytes(out) / 1024:,.0f} KiB; {args.results} now "
-                  f"{folder_bytes(args.results) / 2**20:.1f} of {args.budget_mib:g} MiB)")
+            held = budget_folder(args.results)
+            print(f"recorded {run} -> {out} ({folder_bytes(out) / 1024:,.0f} KiB; {held} now "
+                  f"{folder_bytes(held) / 2**20:.1f} of {args.budget_mib:g} MiB)")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
