@@ -103,7 +103,7 @@ def _reference_settings(run: Path) -> tuple[int, int, int, int]:
         config = yaml.safe_load((run / "config.yaml").read_text())
         values = (config["seeds"][0], config["budget"]["frames"], config["eval"]["every_frames"],
                   config["eval"]["episodes"])
-    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError) as e:
+    except (OSError, ValueError, yaml.YAMLError, KeyError, IndexError, TypeError) as e:  # ValueError: not text
         raise UserError(f"{run} is not a reference parity run (config.yaml unreadable or without seeds, "
                         f"budget.frames, eval.every_frames, eval.episodes: {type(e).__name__}). Give a folder "
                         "that `atari_parity.py --side reference` wrote.") from None

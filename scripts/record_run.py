@@ -223,7 +223,7 @@ def strip_policy(recorded: Path, why: str, check_only: bool = False) -> int:
     """Take final/ and best/ out of a recorded run and say why in its meta.json; returns the bytes freed
     (``check_only``: the bytes it would free, nothing touched)."""
     from experiments.errors import UserError
-    from experiments.run import read_meta
+    from experiments.run import _write_json_atomic, read_meta
 
     if not why.strip():
         raise UserError("--strip-policy needs --why TEXT: the reason a reader of meta.json will see.")
@@ -234,21 +234,15 @@ def strip_policy(recorded: Path, why: str, check_only: bool = False) -> int:
     gone = [recorded / name for name in ("final", "best") if (recorded / name).is_dir()]
     if not gone:
         raise UserError(f"{recorded} keeps no policy already (no final/ or best/): nothing to strip.")
-    freed = sum(f.stat().st_size for d in gone for f in d.rglob("*") if f.is_file())
+    freed = sum(folder_bytes(d) for d in gone)
     if check_only:
         return freed
     meta["record_policy"] = None
     meta["record_policy_note"] = why.strip()
-    _write_json_atomic(recorded / "meta.json", meta)
+    _write_json_atomic(recorded / "meta.json", meta)  # whole: a kill leaves the old meta.json or the new
     for d in gone:  # meta.json says so first: a kill in between leaves a policy that a second pass takes out
         shutil.rmtree(d)
     return freed
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def main() -> int:

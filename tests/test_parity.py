@@ -124,3 +124,11 @@ def _read_like_any_run(run, tmp_path):
     assert sorted(p.name for p in rec.iterdir()) == ["config.yaml", "eval", "meta.json", "tb"]
     assert compare([tmp_path / "results"], metric="eval/return", at=8192)["groups"][0]["per_seed"] == \
         [history[-1]["return"]]
+
+
+def test_resuming_a_folder_of_random_bytes_is_one_paragraph(tmp_path):
+    from experiments.errors import UserError
+
+    (tmp_path / "config.yaml").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(UserError, match="not a reference parity run.*UnicodeDecodeError"):
+        _parity().run_reference(0, 0, tmp_path, 0, 0, resume=tmp_path)
