@@ -25,6 +25,10 @@ curves and evaluations only, and meta.json's ``record_policy`` says so.
 their curves and evaluations alone, to keep results/ in its budget (results/README says which and why);
 meta.json's ``record_policy`` becomes null and ``record_policy_note`` keeps the reason, which ``retrodojo
 evaluate`` prints.
+
+A best/ policy (``checkpoint.keep_best``) that is the final one, tensor for tensor, is stored once: record
+drops it and meta.json's ``record_best`` says "final", so ``--checkpoint best`` reads final/.
+``--dedupe-best`` does the same to recorded folders.
 """
 
 from __future__ import annotations
@@ -190,6 +194,52 @@ def _build(run: Path, tmp: Path, max_points: int, diagnostic_points: int, policy
         export_policy(run, tmp / "final", which="final", half=half, trust_pickles=trust_pickles)
         if (run / "best" / "agent.json").is_file():  # checkpoint.keep_best: the policy of the best evaluation
             export_policy(run, tmp / "best", which="best", half=half, trust_pickles=trust_pickles)
+            dedupe_best(tmp)
+
+
+def same_policy(a: Path, b: Path) -> bool:
+    """Whether the saved agents in ``a`` and ``b`` hold one policy: the same files, equal JSON, equal tensors
+    (a safetensors file's header may order them differently) and equal bytes elsewhere."""
+    from safetensors.numpy import load_file
+
+    names = sorted(f.relative_to(a) for f in a.rglob("*") if f.is_file())
+    if names != sorted(f.relative_to(b) for f in b.rglob("*") if f.is_file()):
+        return False
+    for name in names:
+        x, y = a / name, b / name
+        try:
+            if name.suffix == ".json":
+                same = json.loads(x.read_text()) == json.loads(y.read_text())
+            elif name.suffix == ".safetensors":
+                tx, ty = load_file(x), load_file(y)
+                same = tx.keys() == ty.keys() and all(
+                    tx[k].dtype == ty[k].dtype and np.array_equal(tx[k], ty[k]) for k in tx)
+            else:
+                same = x.read_bytes() == y.read_bytes()
+        except Exception:  # noqa: BLE001 - an unreadable file is not shown to be the same policy
+            return False
+        if not same:
+            return False
+    return True
+
+
+def dedupe_best(recorded: Path, check_only: bool = False) -> int:
+    """Drop a recorded run's best/ when it holds the final policy, saying so in meta.json (``record_best``:
+    "final"), so that ``--checkpoint best`` reads final/; returns the bytes freed (0: nothing to drop;
+    ``check_only``: the bytes it would free, nothing touched)."""
+    from experiments.run import _write_json_atomic, read_meta
+
+    best, final = recorded / "best", recorded / "final"
+    if not (best.is_dir() and final.is_dir() and same_policy(best, final)):
+        return 0
+    meta = read_meta(recorded)  # a corrupt one is a UserError before anything is touched
+    freed = folder_bytes(best)
+    if check_only:
+        return freed
+    meta["record_best"] = "final"
+    _write_json_atomic(recorded / "meta.json", meta)  # said first: a kill before the rmtree leaves both, true
+    shutil.rmtree(best)
+    return freed
 
 
 def rethin(recorded: Path, max_points: int = MAX_POINTS, diagnostic_points: int = DIAGNOSTIC_POINTS) -> dict:
@@ -262,10 +312,12 @@ def main() -> int:
     p.add_argument("--rethin", action="store_true", help="RUNS are recorded folders: thin their tb/ in place")
     p.add_argument("--strip-policy", action="store_true",
                    help="RUNS are recorded folders: take their final/ and best/ out (give --why)")
+    p.add_argument("--dedupe-best", action="store_true",
+                   help="RUNS are recorded folders: drop a best/ that holds the final policy (stored once)")
     p.add_argument("--why", default="", help="with --strip-policy: the reason, kept in meta.json")
     args = p.parse_args()
-    if args.strip_policy and args.rethin:
-        p.error("--strip-policy and --rethin are two passes over the record: give one at a time")
+    if sum((args.strip_policy, args.rethin, args.dedupe_best)) > 1:
+        p.error("--strip-policy, --rethin and --dedupe-best are passes over the record: give one at a time")
     if args.why and not args.strip_policy:
         p.error("--why goes with --strip-policy (the reason kept in meta.json)")
     if not args.budget_mib > 0:
@@ -282,6 +334,21 @@ def main() -> int:
             for run in args.runs:
                 freed = strip_policy(run, args.why)
                 print(f"stripped {run}: {freed / 1024:,.0f} KiB freed")
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
+    if args.dedupe_best:
+        try:
+            for run in args.runs:  # all checked before any is touched
+                if not (run / "meta.json").is_file() or not (run / "config.yaml").is_file():
+                    raise UserError(f"{run} is not a recorded run (no meta.json or config.yaml): give "
+                                    "results/EXPERIMENT/RUN folders.")
+                dedupe_best(run, check_only=True)
+            for run in args.runs:
+                freed = dedupe_best(run)
+                print(f"{run}: " + (f"best/ is the final policy, stored once: {freed / 1024:,.0f} KiB freed" if freed
+                                    else "kept as it is (no best/, or a best/ that differs from final/)"))
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -290,7 +290,7 @@ def test_a_recorded_policy_stripped_for_the_budget_says_why_and_evaluate_says_it
     from experiments.run import pick_agent
 
     record_run = load_script("scripts/record_run.py")
-    src = REPO / "results" / "boxing_ppo_pixram" / "ppo-s1-20261203-125458"
+    src = REPO / "results" / "boxing_ppo_pixram" / "ppo-s2-20261203-155454"  # keeps a best/ of its own
     rec = tmp_path / "results" / "boxing_ppo_pixram" / src.name
     shutil.copytree(src, rec, ignore=shutil.ignore_patterns("tb"))
     # one folder of the list is no recorded run: nothing is touched, not even the good one before it
@@ -358,3 +358,42 @@ def test_the_committed_record_is_within_its_budget():
     # a record into a folder inside results/ (results/parity) is held to the whole of results/
     assert record_run.budget_folder(REPO / "results" / "parity") == (REPO / "results").resolve()
     assert record_run.folder_bytes(REPO / "results") < record_run.BUDGET_MIB * 2**20
+
+
+def test_a_best_policy_that_is_the_final_one_is_stored_once_and_still_read_as_best(tmp_path, monkeypatch, capsys):
+    import shutil
+    import sys
+
+    from safetensors.numpy import load_file, save_file
+
+    from experiments.run import pick_agent
+
+    record_run = load_script("scripts/record_run.py")
+    src = REPO / "results" / "boxing_ppo_pixram" / "ppo-s2-20261203-155454"  # best/ at 4.5M frames, final at 10.2M
+    rec = tmp_path / "results" / "boxing_ppo_pixram" / src.name
+    shutil.copytree(src, rec, ignore=shutil.ignore_patterns("tb"))
+    assert not record_run.same_policy(rec / "best", rec / "final") and record_run.dedupe_best(rec) == 0
+    # best/ made the final policy again, its tensors written in another order: another file, the same policy
+    shutil.rmtree(rec / "best")
+    shutil.copytree(rec / "final", rec / "best")
+    tensors = load_file(rec / "final" / "policy.safetensors")
+    save_file(dict(reversed(list(tensors.items()))), rec / "best" / "policy.safetensors")
+    assert (rec / "best" / "policy.safetensors").read_bytes() != (rec / "final" / "policy.safetensors").read_bytes()
+    assert record_run.same_policy(rec / "best", rec / "final")
+    one = dict(tensors)
+    one["action_net.bias"] = one["action_net.bias"] + 1
+    save_file(one, tmp_path / "changed.safetensors")
+    changed = tmp_path / "changed"
+    shutil.copytree(rec / "final", changed)
+    shutil.copy(tmp_path / "changed.safetensors", changed / "policy.safetensors")
+    assert not record_run.same_policy(changed, rec / "final")
+
+    monkeypatch.setattr(sys, "argv", ["record_run.py", "--dedupe-best", str(rec)])
+    assert record_run.main() == 0 and "stored once" in capsys.readouterr().out
+    assert not (rec / "best").exists() and json.loads((rec / "meta.json").read_text())["record_best"] == "final"
+    _spec, folder, note = pick_agent(rec, "best")
+    assert folder == rec / "final" and "final/" in note
+    assert record_run.dedupe_best(rec) == 0  # a second pass finds nothing to drop
+    # a list with a folder that is no recorded run touches nothing
+    monkeypatch.setattr(sys, "argv", ["record_run.py", "--dedupe-best", str(rec), str(tmp_path)])
+    assert record_run.main() == 2 and "not a recorded run" in capsys.readouterr().err
