@@ -18,7 +18,6 @@ ends the run with its last checkpoint and the command that resumes it.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import queue as queue_mod
 import signal
@@ -196,7 +195,9 @@ class _Backend:
 
 def _local_worker(conn, setup: WorkerSetup, index: int) -> None:
     """A local worker process: make the env, say so, then play the tasks the pipe brings until None."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    # Ctrl-C, `timeout` and schedulers signal the whole process group: the main process decides when to stop.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     try:
         worker = GenomeWorker(setup, index)
     except Exception as e:
@@ -275,7 +276,9 @@ class LocalBackend(_Backend):
     def __init__(self, setup: WorkerSetup, workers: int, max_deaths: int = MAX_DEATHS):
         super().__init__(max_deaths)
         self.setup = setup
-        self._ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        from wrappers.vec_env import worker_context
+
+        self._ctx = worker_context()
         self._next_index = 0
         self._workers = [self._start() for _ in range(workers)]
         try:

@@ -16,7 +16,6 @@ F11 one frame, Esc quit.
 from __future__ import annotations
 
 import collections
-import multiprocessing as mp
 import os
 import signal
 import sys
@@ -438,7 +437,9 @@ class Viewer:
         from wrappers.tap import FrameFeed
 
         self.feed = FrameFeed.create()
-        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+        from wrappers.vec_env import worker_context
+
+        ctx = worker_context()
         mine, theirs = ctx.Pipe(duplex=False)
         self.proc = ctx.Process(target=_viewer_main, args=(self.feed, title, theirs), daemon=True,
                                 name="retrodojo-window")

@@ -252,7 +252,8 @@ def test_sigterm_writes_a_checkpoint_then_stops(tmp_path):
     proc = _spawn_train(cfg, runs, log)
     try:
         _wait_for_checkpoint(runs, proc, log)
-        proc.send_signal(signal.SIGTERM)
+        # to the whole group, as `timeout`, systemd and SLURM send it: the env workers get it too
+        os.killpg(proc.pid, signal.SIGTERM)
         rc = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:

@@ -21,6 +21,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -123,6 +124,26 @@ def _acquire(sem, spin_s: float, on_timeout) -> None:
         on_timeout()
 
 
+def worker_context(start_method: str | None = None):
+    """The multiprocessing context for emulator workers: forkserver where available, else spawn.
+
+    The fork server is started with SIGTERM ignored: `timeout`, systemd and batch schedulers signal the
+    whole process group, and a fork server killed by it makes every worker read as dead (exit code 255)
+    while the trainer is still writing its checkpoint. It still exits when the trainer does.
+    """
+    if start_method is None:
+        start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    if start_method == "forkserver" and threading.current_thread() is threading.main_thread():
+        from multiprocessing import forkserver
+
+        old = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited through the server's exec
+        try:
+            forkserver.ensure_running()
+        finally:
+            signal.signal(signal.SIGTERM, old)
+    return mp.get_context(start_method)
+
+
 def _exit_if_orphaned(parent: int):
     """Worker side: exit when the trainer died (a SIGKILLed trainer must not leave emulators behind)."""
     def check() -> None:
@@ -147,8 +168,10 @@ def _worker(index: int, remote, parent_remote, env_fn_wrapper: CloudpickleWrappe
     """Run env ``index``: steps through shared memory, everything else through the pipe."""
     from stable_baselines3.common.env_util import is_wrapped
 
-    # Ctrl-C goes to the whole process group: only the main process decides when to stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C, `timeout`, systemd and batch schedulers signal the whole process group: only the main process
+    # decides when to stop (it writes a checkpoint first); an orphaned worker still exits by itself.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     orphaned = _exit_if_orphaned(os.getppid())
     parent_remote.close()
     shm = slots = env = None
@@ -245,9 +268,7 @@ class RetroVecEnv(VecEnv):
 
         self.num_envs = n  # VecEnv.__init__ (below, once workers run) asks them for render_mode
         self.frames = 0  # emulator frames stepped by every env together (info["frames"] of each step)
-        if start_method is None:
-            start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        ctx = mp.get_context(start_method)
+        ctx = worker_context(start_method)
         self._done = ctx.Semaphore(0)
         self._go = {}
         self.remotes = {}
