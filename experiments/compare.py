@@ -160,7 +160,9 @@ def group_runs(paths, pool: list[str] | tuple = ()) -> list[Group]:
         cfg = _config(run)
         flat = flatten(cfg)
         seen.update(k for k in flat if _pooled(k, pool))
-        key = json.dumps({k: v for k, v in flat.items() if not _pooled(k, pool)}, sort_keys=True, default=str)
+        # a null setting is an absent one: a run from before the setting existed is a seed of the same group
+        key = json.dumps({k: v for k, v in flat.items() if not _pooled(k, pool) and v != "null"}, sort_keys=True,
+                         default=str)
         groups.setdefault(key, Group(key=key, config=cfg, pool=pool)).runs.append(
             {"run": run, "meta": meta, "seed": meta.get("seed")})
     unknown = [p for p in pool if not any(_pooled(k, (p,)) for k in seen)]

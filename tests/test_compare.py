@@ -128,6 +128,22 @@ def test_groups_of_one_name_are_labelled_by_what_sets_them_apart_and_pool_joins_
     assert "smb_neat (ppo) [curriculum=null]" in text and "s1: 30, s2: 50" in text
 
 
+def test_a_setting_added_since_an_older_run_does_not_split_its_seeds(tmp_path, capsys):
+    """A run from before a setting existed has no such key; a newer run writes it at its default, null: seeds
+    of one group (as ``differing`` already counts them), while a setting that is on still splits."""
+    runs = tmp_path / "runs"
+    fake_run(runs, "smb_neat", 1, {0: 0, 100: 30})
+    fake_run(runs, "smb_neat", 2, {0: 0, 100: 50}, env={"frame_skip": 4, "resize": [84, 84], "reward_clip": None,
+                                                        "ram_stack": None})
+    out = compare_json(capsys, runs)
+    assert [(g["group"], g["per_seed"]) for g in out["groups"]] == [("smb_neat (ppo)", [30, 50])]
+    fake_run(runs, "smb_neat", 3, {0: 0, 100: 70}, env={"frame_skip": 4, "resize": [84, 84], "reward_clip": None,
+                                                        "ram_stack": 2})
+    out = compare_json(capsys, runs)
+    assert sorted((g["group"], g["per_seed"]) for g in out["groups"]) == [
+        ("smb_neat (ppo) [env.ram_stack=2]", [70]), ("smb_neat (ppo) [env.ram_stack=null]", [30, 50])]
+
+
 def test_labels_keep_dotted_names_and_a_plain_null_setting_is_not_a_section():
     """A state name with dots (SF2's) stays whole in a label; a plain setting null in one group reads null
     there and its value elsewhere (not ``null`` for both)."""
