@@ -300,3 +300,29 @@ def test_play_without_a_profile_uses_the_games_own_or_its_scenario(tmp_path, cap
 
     assert rate == pytest.approx(59.92, abs=0.01)
     assert iio.immeta(tmp_path / "b.mp4")["fps"] == pytest.approx(rate / spec.frame_skip, abs=0.006)
+
+
+def test_the_fork_server_ignores_sigterm_and_the_trainer_keeps_its_handler():
+    """`timeout` and schedulers SIGTERM the whole process group: the fork server that starts the env workers
+    must outlive it (else every worker reads as dead), while the trainer's own handler stays in place."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import signal
+from multiprocessing import forkserver
+from wrappers.vec_env import worker_context
+def handler(*_):
+    pass
+signal.signal(signal.SIGTERM, handler)
+worker_context()
+assert signal.getsignal(signal.SIGTERM) is handler
+pid = forkserver._forkserver._forkserver_pid
+ignored = int(next(l for l in open(f"/proc/{pid}/status") if l.startswith("SigIgn:")).split()[1], 16)
+print("ignored" if ignored >> (signal.SIGTERM - 1) & 1 else "not ignored")
+"""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ignored"

@@ -140,7 +140,8 @@ def worker_context(start_method: str | None = None):
         try:
             forkserver.ensure_running()
         finally:
-            signal.signal(signal.SIGTERM, old)
+            # None: a handler installed outside Python, which cannot be put back from here; the default is nearest
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
     return mp.get_context(start_method)
 
 
