@@ -197,6 +197,7 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
         meta["resumes"] = int(meta.get("resumes", 0) or 0) + 1
         meta.setdefault("resume_commands", []).append(sys.argv)
         meta.setdefault("resume_cpu_models", []).append(cpu_model())
+        meta.setdefault("resume_cpus", []).append(os.cpu_count())
     else:
         run = out / "parity_reference" / f"ppo-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         (run / "eval").mkdir(parents=True)

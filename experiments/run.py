@@ -207,11 +207,13 @@ class Run:
         except (KeyError, TypeError, ValueError):
             raise UserError(f"{path / 'meta.json'} lacks the run's seed or resume count, so the run cannot be "
                             "continued; start a new run from its config.yaml.") from None
-        commands, cpus = meta.get("resume_commands"), meta.get("resume_cpu_models")
-        # a time-budgeted run resumed on another machine is two machines' minutes: say which
+        commands, cpus, counts = meta.get("resume_commands"), meta.get("resume_cpu_models"), meta.get("resume_cpus")
+        # a time-budgeted run resumed on another machine is two machines' minutes: say which (the same processor
+        # model on 16 cores and on 2 is not the same machine)
         meta.update(resumes=resumes, budget_frames=spec.budget.frames,
                     resume_commands=[*(commands if isinstance(commands, list) else []), sys.argv],
-                    resume_cpu_models=[*(cpus if isinstance(cpus, list) else []), cpu_model()])
+                    resume_cpu_models=[*(cpus if isinstance(cpus, list) else []), cpu_model()],
+                    resume_cpus=[*(counts if isinstance(counts, list) else []), os.cpu_count()])
         run = cls(path, spec, seed, meta, progress_cb)  # reads the checkpoint: nothing is written if it is bad
         ckpt = run.latest_checkpoint()
         if ckpt is not None and not trust_pickles:

@@ -4,6 +4,7 @@ reference side's run folder must be one that compare and the fight table read li
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -78,6 +79,7 @@ def test_the_reference_side_decays_over_the_whole_run_resumes_and_is_read_like_a
     again = parity.run_reference(0, 0, tmp_path, 0, 0, resume=run)
     meta = json.loads((again / "meta.json").read_text())
     assert again == run and meta["status"] == "finished" and meta["frames"] == 8192 and meta["resumes"] == 1
+    assert meta["resume_cpus"] == [os.cpu_count()] and len(meta["resume_cpu_models"]) == 1
     history = [json.loads(line) for line in (run / "eval" / "history.jsonl").read_text().splitlines()]
     assert [h["frames"] for h in history] == [0, 4096, 8192]
     assert [s for s, _ in read_scalars(run, "eval/return")] == [0, 4096, 8192]

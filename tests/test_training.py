@@ -67,6 +67,7 @@ def test_train_checkpoint_resume_evaluate(tmp_path, algo, capsys):
     load, before = second["load_1min"], first["load_1min"]
     assert before["samples"] >= 1 and load["samples"] > before["samples"] and 0 <= load["mean"] <= load["max"]
     assert first["cpu_model"] and second["resume_cpu_models"] == [first["cpu_model"]]
+    assert second["resume_cpus"] == [first["cpus"]] == [os.cpu_count()]
     agent = agents.load(run / "final")
     assert agent.model.num_timesteps * 4 == second["frames"]
     # one line across the resume: every evaluation once, no restart at zero, no gap
