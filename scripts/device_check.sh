@@ -8,6 +8,10 @@ export PYTHONUNBUFFERED=1
 T0=$(date +%s)
 DEADLINE=$(( T0 + ${BUDGET_S:-500} ))
 tl() { local r=$(( DEADLINE - $(date +%s) )); [ $r -lt 5 ] && r=5; [ $r -gt $1 ] && r=$1; echo $r; }
+if ! ls .whl/*.whl > /dev/null 2>&1 || [ ! -d .whl/site/stable_retro ]; then
+  echo "no wheels in .whl/: run scripts/device_prep.sh on the CPU machine first and name .whl in the call's carry" >&2
+  exit 3
+fi
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 3
 cp -r .whl/site/* /tmp/site/ && ln -sfn "$PWD/configs" /tmp/site/retrodojo_configs
 export PYTHONPATH=/tmp/site:$PWD
