@@ -2,6 +2,8 @@
 # On a lent GPU machine, from the checkout's root, with .whl/ made by scripts/device_prep.sh carried:
 #   bash scripts/device_check.sh            CUDA checks of the deep RL agents, then the SB3-side tests
 #   PARITY_SEEDS="3" bash scripts/device_check.sh   the same beside parity runs of those seeds (both stacks)
+#   PARITY_SEEDS="1" PARITY_FRAMES=10000000 CHECKS=0 bash scripts/device_check.sh   parity runs alone, longer
+# A parity run's linear schedules span PARITY_FRAMES (default 2M), so a longer run is a new run, not a resumed one.
 # Everything stops by itself inside BUDGET_S seconds (default 500) and packs what it made into $OUT:
 # parity.tgz (run folders), ckpt.tar.* (their checkpoints, when a parity run did not finish), logs.tgz.
 export PYTHONUNBUFFERED=1
@@ -20,13 +22,14 @@ nvidia-smi -L; nproc
 python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())"
 $RD roms bundled 2>&1 | tail -n 2
 for s in ${PARITY_SEEDS:-}; do
-  ( timeout -s INT $(tl 10000) python3 benchmarks/atari_parity.py --side reference --seeds $s --frames 2000000 \
+  ( timeout -s INT $(tl 10000) python3 benchmarks/atari_parity.py --side reference --seeds $s --frames ${PARITY_FRAMES:-2000000} \
       --out /tmp/parity > $OUT/parity_reference_s$s.log 2>&1; echo "rc=$?" >> $OUT/parity_reference_s$s.log ) &
   ( timeout -s INT $(tl 10000) $RD train boxing_ppo --seed $s --runs-dir /tmp/parity --name parity_retrodojo \
-      --set budget.frames=2000000 --set eval.every_frames=250000 --set eval.episodes=10 \
+      --set budget.frames=${PARITY_FRAMES:-2000000} --set eval.every_frames=250000 --set eval.episodes=10 \
       --set eval.deterministic=false --set checkpoint.every_frames=500000 > $OUT/parity_retrodojo_s$s.log 2>&1
     echo "rc=$?" >> $OUT/parity_retrodojo_s$s.log ) &
 done
+if [ "${CHECKS:-1}" != 0 ]; then
 {
   for exp in boxing_ppo boxing_ppo_lstm boxing_a2c; do
     timeout -s INT $(tl 90) $RD train $exp --seed 1 --runs-dir /tmp/cuda --set budget.frames=40000 \
@@ -50,11 +53,15 @@ cat $OUT/cuda.log
 timeout $(tl 180) python3 -m pytest -q -p no:cacheprovider -n 4 tests/test_networks.py tests/test_recurrent_a2c.py \
   tests/test_safe_formats.py tests/test_training.py > $OUT/pytest.log 2>&1; echo "pytest rc=$?" >> $OUT/pytest.log
 tail -n 5 $OUT/pytest.log
+fi
 wait
 if [ -d /tmp/parity ]; then
   (cd /tmp && find parity -path '*checkpoint*' -prune -o -type f -print | tar czf $OUT/parity.tgz -T -)
   if grep -L "rc=0" $OUT/parity_*.log | grep -q .; then  # unfinished: their checkpoints resume on the CPU machine
-    (cd /tmp && find parity -path '*checkpoint*' -type f | tar cf /tmp/ckpt.tar -T -) && split -b 15m /tmp/ckpt.tar $OUT/ckpt.tar.
+    # the newest checkpoint of each run alone: 20 MB each, and at most 64 MB comes back
+    (cd /tmp && { ls -d parity/parity_reference/*/checkpoint 2>/dev/null
+                  for r in parity/parity_retrodojo/*/; do ls -d "$r"checkpoints/* | tail -n 1; done; } |
+       tar cf /tmp/ckpt.tar -T -) && split -b 15m /tmp/ckpt.tar $OUT/ckpt.tar.
   fi
 fi
 (cd $OUT && tar czf logs.tgz *.log && rm -f *.log)
