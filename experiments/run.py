@@ -691,10 +691,15 @@ def pick_agent(path: Path, which: str = "final"):
                             f"({meta.get('record_policy_note') or 'it saved none'}). `retrodojo compare` and "
                             "`report` read it; to play it, train it again with the command in its meta.json.")
     if which == "best":
+        meta = read_meta(path) if (path / "meta.json").is_file() else {}
         if not (path / "best" / "agent.json").is_file() and (path / "final" / "agent.json").is_file() \
-                and (read_meta(path) if (path / "meta.json").is_file() else {}).get("record_best") == "final":
+                and meta.get("record_best") == "final":
             return spec, path / "final", f"{path}'s best evaluation kept the final policy: the record holds it once, " \
                                          "in final/"
+        if not (path / "best" / "agent.json").is_file() and "record_best" in meta and meta["record_best"] is None:
+            raise UserError(f"{path}'s best/ policy was taken out of the record "
+                            f"({meta.get('record_best_note') or 'no reason given'}); its evaluations stay in "
+                            "eval/ and results/evaluations/. Use --checkpoint final.")
         if not (path / "best" / "agent.json").is_file():
             raise UserError(f"{path} kept no best/ policy: train with checkpoint.keep_best: true (it keeps the "
                             "policy of the best evaluation); or use --checkpoint final|latest|FRAMES.")

@@ -24,7 +24,9 @@ curves and evaluations only, and meta.json's ``record_policy`` says so.
 ``--strip-policy --why TEXT`` takes the policies (final/ and best/) out of recorded runs whose claims rest on
 their curves and evaluations alone, to keep results/ in its budget (results/README says which and why);
 meta.json's ``record_policy`` becomes null and ``record_policy_note`` keeps the reason, which ``retrodojo
-evaluate`` prints.
+evaluate`` prints. ``--strip-best --why TEXT`` takes out best/ alone (say, when its fresh evaluation is no
+better than the final policy's, which final/ keeps): ``record_best`` becomes null and ``record_best_note``
+keeps the reason, which ``--checkpoint best`` prints.
 
 A best/ policy (``checkpoint.keep_best``) that is the final one, tensor for tensor, is stored once: record
 drops it and meta.json's ``record_best`` says "final", so ``--checkpoint best`` reads final/.
@@ -269,26 +271,32 @@ def rethin(recorded: Path, max_points: int = MAX_POINTS, diagnostic_points: int 
     return meta["record_thinned"]
 
 
-def strip_policy(recorded: Path, why: str, check_only: bool = False) -> int:
-    """Take final/ and best/ out of a recorded run and say why in its meta.json; returns the bytes freed
-    (``check_only``: the bytes it would free, nothing touched)."""
+def strip_policy(recorded: Path, why: str, check_only: bool = False, best_only: bool = False) -> int:
+    """Take final/ and best/ (``best_only``: best/ alone) out of a recorded run and say why in its meta.json;
+    returns the bytes freed (``check_only``: the bytes it would free, nothing touched)."""
     from experiments.errors import UserError
     from experiments.run import _write_json_atomic, read_meta
 
+    flag = "--strip-best" if best_only else "--strip-policy"
     if not why.strip():
-        raise UserError("--strip-policy needs --why TEXT: the reason a reader of meta.json will see.")
+        raise UserError(f"{flag} needs --why TEXT: the reason a reader of meta.json will see.")
     if not (recorded / "meta.json").is_file() or not (recorded / "config.yaml").is_file():
         raise UserError(f"{recorded} is not a recorded run (no meta.json or config.yaml): give "
                         "results/EXPERIMENT/RUN folders.")
     meta = read_meta(recorded)
-    gone = [recorded / name for name in ("final", "best") if (recorded / name).is_dir()]
+    gone = [recorded / name for name in (("best",) if best_only else ("final", "best")) if (recorded / name).is_dir()]
     if not gone:
-        raise UserError(f"{recorded} keeps no policy already (no final/ or best/): nothing to strip.")
+        raise UserError(f"{recorded} keeps no {'best/' if best_only else 'policy (no final/ or best/)'} "
+                        "already: nothing to strip.")
     freed = sum(folder_bytes(d) for d in gone)
     if check_only:
         return freed
-    meta["record_policy"] = None
-    meta["record_policy_note"] = why.strip()
+    if best_only:
+        meta["record_best"] = None
+        meta["record_best_note"] = why.strip()
+    else:
+        meta["record_policy"] = None
+        meta["record_policy_note"] = why.strip()
     _write_json_atomic(recorded / "meta.json", meta)  # whole: a kill leaves the old meta.json or the new
     for d in gone:  # meta.json says so first: a kill in between leaves a policy that a second pass takes out
         shutil.rmtree(d)
@@ -314,12 +322,15 @@ def main() -> int:
                    help="RUNS are recorded folders: take their final/ and best/ out (give --why)")
     p.add_argument("--dedupe-best", action="store_true",
                    help="RUNS are recorded folders: drop a best/ that holds the final policy (stored once)")
-    p.add_argument("--why", default="", help="with --strip-policy: the reason, kept in meta.json")
+    p.add_argument("--strip-best", action="store_true",
+                   help="RUNS are recorded folders: take their best/ out, keep final/ (give --why)")
+    p.add_argument("--why", default="", help="with --strip-policy or --strip-best: the reason, kept in meta.json")
     args = p.parse_args()
-    if sum((args.strip_policy, args.rethin, args.dedupe_best)) > 1:
-        p.error("--strip-policy, --rethin and --dedupe-best are passes over the record: give one at a time")
-    if args.why and not args.strip_policy:
-        p.error("--why goes with --strip-policy (the reason kept in meta.json)")
+    if sum((args.strip_policy, args.strip_best, args.rethin, args.dedupe_best)) > 1:
+        p.error("--strip-policy, --strip-best, --rethin and --dedupe-best are passes over the record: give one "
+                "at a time")
+    if args.why and not (args.strip_policy or args.strip_best):
+        p.error("--why goes with --strip-policy or --strip-best (the reason kept in meta.json)")
     if not args.budget_mib > 0:
         p.error(f"--budget-mib {args.budget_mib:g}: give the budget of the results folder in MiB (100 for results/)")
     for flag, n in (("--max-points", args.max_points), ("--diagnostic-points", args.diagnostic_points)):
@@ -327,13 +338,13 @@ def main() -> int:
             p.error(f"{flag} {n}: keep at least 2 points of a tag (its first and last)")
     from experiments.errors import UserError
 
-    if args.strip_policy:
+    if args.strip_policy or args.strip_best:
         try:
             for run in args.runs:  # all checked before any is touched
-                strip_policy(run, args.why, check_only=True)
+                strip_policy(run, args.why, check_only=True, best_only=args.strip_best)
             for run in args.runs:
-                freed = strip_policy(run, args.why)
-                print(f"stripped {run}: {freed / 1024:,.0f} KiB freed")
+                freed = strip_policy(run, args.why, best_only=args.strip_best)
+                print(f"stripped {'best/ of ' if args.strip_best else ''}{run}: {freed / 1024:,.0f} KiB freed")
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

@@ -313,6 +313,40 @@ def test_a_recorded_policy_stripped_for_the_budget_says_why_and_evaluate_says_it
         record_run.strip_policy(rec, "again")
 
 
+def test_a_best_policy_stripped_from_the_record_says_why_and_final_still_plays(tmp_path, monkeypatch, capsys):
+    import shutil
+    import sys
+
+    import pytest
+
+    from experiments.errors import UserError
+    from experiments.run import pick_agent
+
+    record_run = load_script("scripts/record_run.py")
+    src = REPO / "results" / "boxing_ppo_pixram" / "ppo-s2-20261203-155454"  # keeps a best/ of its own
+    rec = tmp_path / "results" / "boxing_ppo_pixram" / src.name
+    shutil.copytree(src, rec, ignore=shutil.ignore_patterns("tb"))
+    monkeypatch.setattr(sys, "argv", ["record_run.py", "--strip-best", str(rec)])
+    assert record_run.main() == 2 and "--strip-best needs --why" in capsys.readouterr().err
+    assert (rec / "best" / "agent.json").is_file()
+    monkeypatch.setattr(sys, "argv", ["record_run.py", "--strip-best", "--strip-policy", "--why", "x", str(rec)])
+    with pytest.raises(SystemExit):
+        record_run.main()
+    monkeypatch.setattr(sys, "argv", ["record_run.py", "--strip-best", "--why",
+                                      "its fresh evaluation (18/20) is below final's (20/20)", str(rec)])
+    assert record_run.main() == 0 and "best/ of" in capsys.readouterr().out
+    assert not (rec / "best").exists() and (rec / "final" / "agent.json").is_file()
+    meta = json.loads((rec / "meta.json").read_text())
+    assert meta["record_best"] is None and meta["record_best_note"].startswith("its fresh evaluation")
+    assert "record_policy" not in meta or meta["record_policy"] is not None
+    with pytest.raises(UserError, match=r"best/ policy was taken out of the record \(its fresh evaluation.*"
+                                        "--checkpoint final"):
+        pick_agent(rec, "best")
+    assert pick_agent(rec)[1] == rec / "final"
+    with pytest.raises(UserError, match="keeps no best/ already"):
+        record_run.strip_policy(rec, "again", best_only=True)
+
+
 def test_every_recorded_run_keeps_its_policy_or_says_why_not():
     """results/README's budget rule: a run is recorded without a policy only with meta.json saying so."""
     runs = [m.parent for m in (REPO / "results").rglob("meta.json")
@@ -324,6 +358,8 @@ def test_every_recorded_run_keeps_its_policy_or_says_why_not():
             assert "record_policy" in meta and meta["record_policy"] is None, run
             # a reference stack's run never saved one; any other says why its policy was taken out
             assert meta.get("record_policy_note") or run.parent.name == "parity_reference", run
+        if not (run / "best").is_dir() and "record_best" in meta and meta["record_best"] is None:
+            assert meta.get("record_best_note"), run  # a best/ taken out says why
 
 
 def test_recording_past_the_budget_is_refused_and_leaves_the_record_as_it_was(tmp_path):
