@@ -256,12 +256,11 @@ class _LocalWorker:
         return "not answering" if self.proc.exitcode is None else exit_reason(self.proc.exitcode)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Ask the worker to exit; terminate it if it does not."""
+        """Ask the worker to exit; kill it if it does not."""
+        from wrappers.vec_env import end_process
+
         self._outbox.put(None)
-        self.proc.join(timeout=timeout)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(timeout=timeout)
+        end_process(self.proc, timeout)
         self.conn.close()
 
 

@@ -455,11 +455,10 @@ class Viewer:
 
     def close(self) -> None:
         """Tell the window that training ended; it closes."""
+        from wrappers.vec_env import end_process
+
         self.feed.end()
-        self.proc.join(timeout=5)
-        if self.proc.is_alive():
-            self.proc.terminate()
-            self.proc.join(timeout=5)
+        end_process(self.proc)
         self.feed.release()
         self.feed.unlink()
 

@@ -321,8 +321,20 @@ assert signal.getsignal(signal.SIGTERM) is handler
 pid = forkserver._forkserver._forkserver_pid
 ignored = int(next(l for l in open(f"/proc/{pid}/status") if l.startswith("SigIgn:")).split()[1], 16)
 print("ignored" if ignored >> (signal.SIGTERM - 1) & 1 else "not ignored")
+# a child of the server ignores SIGTERM too: terminate() leaves it, end_process() ends it
+import time
+from wrappers.vec_env import end_process
+ctx = worker_context()
+assert signal.getsignal(signal.SIGTERM) is handler
+p = ctx.Process(target=time.sleep, args=(60,))
+p.start()
+p.terminate()
+p.join(1)
+assert p.is_alive()
+end_process(p, timeout=1)
+print("ended by", p.exitcode)
 """
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ignored"
+    assert out.stdout.split("\n")[:2] == ["ignored", "ended by -9"], out.stdout

@@ -129,20 +129,38 @@ def worker_context(start_method: str | None = None):
 
     The fork server is started with SIGTERM ignored: `timeout`, systemd and batch schedulers signal the
     whole process group, and a fork server killed by it makes every worker read as dead (exit code 255)
-    while the trainer is still writing its checkpoint. It still exits when the trainer does.
+    while the trainer is still writing its checkpoint. It still exits when the trainer does. Its children
+    inherit the ignored SIGTERM, so whoever ends one uses SIGKILL (:func:`end_process`). The trainer's own
+    SIGTERM is swapped out only while this process starts its server, once: a SIGTERM in those
+    milliseconds at the start of a run is lost, none later.
     """
+    global _SERVER_OF
     if start_method is None:
         start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-    if start_method == "forkserver" and threading.current_thread() is threading.main_thread():
+    if start_method == "forkserver" and threading.current_thread() is threading.main_thread() \
+            and os.getpid() != _SERVER_OF:
         from multiprocessing import forkserver
 
         old = signal.signal(signal.SIGTERM, signal.SIG_IGN)  # inherited through the server's exec
         try:
             forkserver.ensure_running()
+            _SERVER_OF = os.getpid()
         finally:
             # None: a handler installed outside Python, which cannot be put back from here; the default is nearest
             signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)
     return mp.get_context(start_method)
+
+
+_SERVER_OF: int | None = None  # the pid that started its fork server through worker_context
+
+
+def end_process(proc, timeout: float = 5.0) -> None:
+    """Wait up to ``timeout`` s for ``proc`` to exit, then kill it: SIGKILL, since a child of the fork server
+    ignores SIGTERM (:func:`worker_context`)."""
+    proc.join(timeout=timeout)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(timeout=timeout)
 
 
 def _exit_if_orphaned(parent: int):
@@ -410,9 +428,7 @@ class RetroVecEnv(VecEnv):
                 except (OSError, BrokenPipeError):
                     pass
         for proc in self.processes:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
+            end_process(proc, timeout=10)
         if self.local_env is not None:
             self.local_env.close()
         self.closed = True
