@@ -182,7 +182,7 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
     from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecTransposeImage
 
     from experiments.errors import UserError
-    from experiments.run import _git_commit, _versions, cpu_model, read_meta
+    from experiments.run import _git_commit, _versions, cpu_model, note_resume_machine, read_meta
 
     if resume is not None:
         run = Path(resume)
@@ -196,8 +196,7 @@ def run_reference(seed: int, frames: int, out: Path, eval_every: int, episodes: 
         start, seconds_before, load = _read_checkpoint_record(run / "checkpoint")
         meta["resumes"] = int(meta.get("resumes", 0) or 0) + 1
         meta.setdefault("resume_commands", []).append(sys.argv)
-        meta.setdefault("resume_cpu_models", []).append(cpu_model())
-        meta.setdefault("resume_cpus", []).append(os.cpu_count())
+        note_resume_machine(meta)
     else:
         run = out / "parity_reference" / f"ppo-s{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
         (run / "eval").mkdir(parents=True)

@@ -83,6 +83,17 @@ def cpu_model() -> str:
         return platform.machine()
 
 
+def note_resume_machine(meta: dict) -> None:
+    """Add this machine to a resumed run's meta.json: ``resume_cpu_models`` and ``resume_cpus``, one entry a
+    resume each. Resumes from before ``resume_cpus`` existed get None at the front, so the lists stay in step."""
+    models = meta.get("resume_cpu_models")
+    models = models if isinstance(models, list) else []
+    counts = meta.get("resume_cpus")
+    counts = counts[-len(models):] if isinstance(counts, list) and models else []
+    meta["resume_cpu_models"] = [*models, cpu_model()]
+    meta["resume_cpus"] = [*([None] * (len(models) - len(counts))), *counts, os.cpu_count()]
+
+
 def _remove_folder(folder: Path) -> None:
     """Delete a folder so that a kill midway never leaves a half-deleted one under its name: rename, then delete."""
     gone = folder.with_name(f".{folder.name}.gone-{os.getpid()}")
@@ -207,13 +218,12 @@ class Run:
         except (KeyError, TypeError, ValueError):
             raise UserError(f"{path / 'meta.json'} lacks the run's seed or resume count, so the run cannot be "
                             "continued; start a new run from its config.yaml.") from None
-        commands, cpus, counts = meta.get("resume_commands"), meta.get("resume_cpu_models"), meta.get("resume_cpus")
+        commands = meta.get("resume_commands")
+        meta.update(resumes=resumes, budget_frames=spec.budget.frames,
+                    resume_commands=[*(commands if isinstance(commands, list) else []), sys.argv])
         # a time-budgeted run resumed on another machine is two machines' minutes: say which (the same processor
         # model on 16 cores and on 2 is not the same machine)
-        meta.update(resumes=resumes, budget_frames=spec.budget.frames,
-                    resume_commands=[*(commands if isinstance(commands, list) else []), sys.argv],
-                    resume_cpu_models=[*(cpus if isinstance(cpus, list) else []), cpu_model()],
-                    resume_cpus=[*(counts if isinstance(counts, list) else []), os.cpu_count()])
+        note_resume_machine(meta)
         run = cls(path, spec, seed, meta, progress_cb)  # reads the checkpoint: nothing is written if it is bad
         ckpt = run.latest_checkpoint()
         if ckpt is not None and not trust_pickles:
@@ -691,19 +701,18 @@ def pick_agent(path: Path, which: str = "final"):
                             f"({meta.get('record_policy_note') or 'it saved none'}). `retrodojo compare` and "
                             "`report` read it; to play it, train it again with the command in its meta.json.")
     if which == "best":
+        if (path / "best" / "agent.json").is_file():
+            return spec, path / "best", None
         meta = read_meta(path) if (path / "meta.json").is_file() else {}
-        if not (path / "best" / "agent.json").is_file() and (path / "final" / "agent.json").is_file() \
-                and meta.get("record_best") == "final":
+        if (path / "final" / "agent.json").is_file() and meta.get("record_best") == "final":
             return spec, path / "final", f"{path}'s best evaluation kept the final policy: the record holds it once, " \
                                          "in final/"
-        if not (path / "best" / "agent.json").is_file() and "record_best" in meta and meta["record_best"] is None:
+        if "record_best" in meta and meta["record_best"] is None:
             raise UserError(f"{path}'s best/ policy was taken out of the record "
                             f"({meta.get('record_best_note') or 'no reason given'}); its evaluations stay in "
                             "eval/ and results/evaluations/. Use --checkpoint final.")
-        if not (path / "best" / "agent.json").is_file():
-            raise UserError(f"{path} kept no best/ policy: train with checkpoint.keep_best: true (it keeps the "
-                            "policy of the best evaluation); or use --checkpoint final|latest|FRAMES.")
-        return spec, path / "best", None
+        raise UserError(f"{path} kept no best/ policy: train with checkpoint.keep_best: true (it keeps the "
+                        "policy of the best evaluation); or use --checkpoint final|latest|FRAMES.")
     if which == "final":
         if (path / "final" / "agent.json").is_file():
             return spec, path / "final", None

@@ -44,6 +44,22 @@ def write_experiment(tmp_path: Path, algo: str, frames: int, **extra) -> Path:
     return path
 
 
+def test_a_resume_names_its_machine_in_step_with_the_resumes_before():
+    from experiments.run import cpu_model, note_resume_machine
+
+    meta = {}
+    note_resume_machine(meta)
+    assert meta == {"resume_cpu_models": [cpu_model()], "resume_cpus": [os.cpu_count()]}
+    # two resumes before resume_cpus existed, one after: the counts line up with their models
+    meta = {"resume_cpu_models": ["old", "old", "new"], "resume_cpus": [16]}
+    note_resume_machine(meta)
+    assert meta["resume_cpu_models"] == ["old", "old", "new", cpu_model()]
+    assert meta["resume_cpus"] == [None, None, 16, os.cpu_count()]
+    meta = {"resume_cpu_models": "torn", "resume_cpus": [1, 2, 3]}  # a hand-edited meta.json: start again
+    note_resume_machine(meta)
+    assert meta == {"resume_cpu_models": [cpu_model()], "resume_cpus": [os.cpu_count()]}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "ppo_lstm", "a2c_lstm"])
 def test_train_checkpoint_resume_evaluate(tmp_path, algo, capsys):
