@@ -283,7 +283,15 @@ def strip_policy(recorded: Path, why: str, check_only: bool = False, best_only: 
     if not (recorded / "meta.json").is_file() or not (recorded / "config.yaml").is_file():
         raise UserError(f"{recorded} is not a recorded run (no meta.json or config.yaml): give "
                         "results/EXPERIMENT/RUN folders.")
+    if (recorded / "checkpoints").is_dir() or (recorded / "checkpoint").is_dir():
+        raise UserError(f"{recorded} holds checkpoints: it is a training run, not its record (which keeps none). "
+                        "Record it first (scripts/record_run.py RUN), then strip the copy under results/.")
     meta = read_meta(recorded)
+    if best_only and meta.get("record_best") == "final":
+        raise UserError(f"{recorded}'s best/ is its final policy, stored once in final/ already: nothing to strip.")
+    if best_only and (recorded / "best").is_dir() and not (recorded / "final" / "agent.json").is_file():
+        raise UserError(f"{recorded} has no final/ policy: without best/ it would keep none. Use --strip-policy "
+                        "to take the policies out and say so.")
     gone = [recorded / name for name in (("best",) if best_only else ("final", "best")) if (recorded / name).is_dir()]
     if not gone:
         raise UserError(f"{recorded} keeps no {'best/' if best_only else 'policy (no final/ or best/)'} "
@@ -339,6 +347,7 @@ def main() -> int:
     from experiments.errors import UserError
 
     if args.strip_policy or args.strip_best:
+        args.runs = list(dict.fromkeys(args.runs))  # a folder named twice is stripped once
         try:
             for run in args.runs:  # all checked before any is touched
                 strip_policy(run, args.why, check_only=True, best_only=args.strip_best)

@@ -345,6 +345,21 @@ def test_a_best_policy_stripped_from_the_record_says_why_and_final_still_plays(t
     assert pick_agent(rec)[1] == rec / "final"
     with pytest.raises(UserError, match="keeps no best/ already"):
         record_run.strip_policy(rec, "again", best_only=True)
+    # a training run is not its record; a best/ without a final/ is the last policy; a best/ stored as final/
+    run = tmp_path / "runs" / "r"
+    shutil.copytree(src, run, ignore=shutil.ignore_patterns("tb"))
+    (run / "checkpoints").mkdir()
+    with pytest.raises(UserError, match="holds checkpoints: it is a training run"):
+        record_run.strip_policy(run, "x", best_only=True)
+    (run / "checkpoints").rmdir()
+    shutil.rmtree(run / "final")
+    with pytest.raises(UserError, match="no final/ policy"):
+        record_run.strip_policy(run, "x", best_only=True)
+    meta = json.loads((rec / "meta.json").read_text())
+    (rec / "meta.json").write_text(json.dumps({**meta, "record_best": "final"}))
+    with pytest.raises(UserError, match="stored once in final/ already"):
+        record_run.strip_policy(rec, "x", best_only=True)
+    assert (run / "best" / "agent.json").is_file()
 
 
 def test_every_recorded_run_keeps_its_policy_or_says_why_not():
