@@ -4,12 +4,16 @@
 #   PARITY_SEEDS="3" bash scripts/device_check.sh   the same beside parity runs of those seeds (both stacks)
 #   PARITY_SEEDS="1" PARITY_FRAMES=10000000 CHECKS=0 bash scripts/device_check.sh   parity runs alone, longer
 # A parity run's linear schedules span PARITY_FRAMES (default 2M), so a longer run is a new run, not a resumed one.
-# Everything stops by itself inside BUDGET_S seconds (default 500) and packs what it made into $OUT:
-# parity.tgz (run folders), ckpt.tar.* (their checkpoints, when a parity run did not finish), logs.tgz.
+# (CHECKS=0 alone skips the checks.) The parity runs get SIGINT 40 s before BUDGET_S seconds (default 500),
+# write their checkpoints and stop; then it packs what they made into $OUT: parity.tgz (run folders),
+# ckpt.tar.* (the newest checkpoint of each unfinished run, about 20 MB each: at most 64 MB comes back, so
+# 3 runs at most), logs.tgz. Give the call's timeout_s some 30 s more than BUDGET_S.
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
 DEADLINE=$(( T0 + ${BUDGET_S:-500} ))
 tl() { local r=$(( DEADLINE - $(date +%s) )); [ $r -lt 5 ] && r=5; [ $r -gt $1 ] && r=$1; echo $r; }
+tp() { local r=$(( $(tl 100000) - 40 )); [ $r -lt 5 ] && r=5; echo $r; }  # the parity runs' share
+rm -rf /tmp/parity /tmp/cuda  # a warm machine's earlier call must not be packed again
 if ! ls .whl/*.whl > /dev/null 2>&1 || [ ! -d .whl/site/stable_retro ]; then
   echo "no wheels in .whl/: run scripts/device_prep.sh on the CPU machine first and name .whl in the call's carry" >&2
   exit 3
@@ -22,9 +26,10 @@ nvidia-smi -L; nproc
 python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())"
 $RD roms bundled 2>&1 | tail -n 2
 for s in ${PARITY_SEEDS:-}; do
-  ( timeout -s INT $(tl 10000) python3 benchmarks/atari_parity.py --side reference --seeds $s --frames ${PARITY_FRAMES:-2000000} \
+  # --foreground: the trainer alone gets SIGINT and stops its workers itself after the checkpoint
+  ( timeout --foreground -k 60 -s INT $(tp) python3 benchmarks/atari_parity.py --side reference --seeds $s --frames ${PARITY_FRAMES:-2000000} \
       --out /tmp/parity > $OUT/parity_reference_s$s.log 2>&1; echo "rc=$?" >> $OUT/parity_reference_s$s.log ) &
-  ( timeout -s INT $(tl 10000) $RD train boxing_ppo --seed $s --runs-dir /tmp/parity --name parity_retrodojo \
+  ( timeout --foreground -k 60 -s INT $(tp) $RD train boxing_ppo --seed $s --runs-dir /tmp/parity --name parity_retrodojo \
       --set budget.frames=${PARITY_FRAMES:-2000000} --set eval.every_frames=250000 --set eval.episodes=10 \
       --set eval.deterministic=false --set checkpoint.every_frames=500000 > $OUT/parity_retrodojo_s$s.log 2>&1
     echo "rc=$?" >> $OUT/parity_retrodojo_s$s.log ) &
@@ -57,11 +62,14 @@ fi
 wait
 if [ -d /tmp/parity ]; then
   (cd /tmp && find parity -path '*checkpoint*' -prune -o -type f -print | tar czf $OUT/parity.tgz -T -)
-  if grep -L "rc=0" $OUT/parity_*.log | grep -q .; then  # unfinished: their checkpoints resume on the CPU machine
-    # the newest checkpoint of each run alone: 20 MB each, and at most 64 MB comes back
-    (cd /tmp && { ls -d parity/parity_reference/*/checkpoint 2>/dev/null
-                  for r in parity/parity_retrodojo/*/; do ls -d "$r"checkpoints/* | tail -n 1; done; } |
-       tar cf /tmp/ckpt.tar -T -) && split -b 15m /tmp/ckpt.tar $OUT/ckpt.tar.
+  # an unfinished run's newest checkpoint, to resume on the CPU machine (its meta.json says "finished" when done)
+  (cd /tmp && for r in parity/parity_*/*/; do
+     grep -q '"status": "finished"' "$r"meta.json 2>/dev/null && continue
+     ls -d "$r"checkpoint "$r"checkpoints/* 2>/dev/null | tail -n 1
+   done > /tmp/ckpt.list)
+  if [ -s /tmp/ckpt.list ]; then
+    (cd /tmp && tar cf /tmp/ckpt.tar -T /tmp/ckpt.list) && split -b 15m /tmp/ckpt.tar $OUT/ckpt.tar.
+    [ $(stat -c %s /tmp/ckpt.tar) -gt $(( 60 * 1024 * 1024 )) ] && echo "ckpt.tar is over 60 MB: it will not all come back" >&2
   fi
 fi
 (cd $OUT && tar czf logs.tgz *.log && rm -f *.log)
