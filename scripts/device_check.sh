@@ -8,6 +8,9 @@
 # write their checkpoints and stop; then it packs what they made into $OUT: parity.tgz (run folders),
 # ckpt.tar.* (the newest checkpoint of each unfinished run, about 20 MB each: at most 64 MB comes back, so
 # 3 runs at most), logs.tgz. Give the call's timeout_s some 30 s more than BUDGET_S.
+#   EXTRA='$RD train ...' bash scripts/device_check.sh   also runs EXTRA (bash, with $RD and the wheels' PYTHONPATH)
+# beside the parity runs, stopped with them; its output comes back in logs.tgz as extra.log, and what it writes
+# under $OUT/extra/ comes back as it is.
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
 DEADLINE=$(( T0 + ${BUDGET_S:-500} ))
@@ -34,6 +37,10 @@ for s in ${PARITY_SEEDS:-}; do
       --set eval.deterministic=false --set checkpoint.every_frames=500000 > $OUT/parity_retrodojo_s$s.log 2>&1
     echo "rc=$?" >> $OUT/parity_retrodojo_s$s.log ) &
 done
+if [ -n "${EXTRA:-}" ]; then
+  mkdir -p $OUT/extra
+  ( export RD; timeout --foreground -k 30 -s INT $(tp) bash -c "$EXTRA" > $OUT/extra.log 2>&1; echo "rc=$?" >> $OUT/extra.log ) &
+fi
 if [ "${CHECKS:-1}" != 0 ]; then
 {
   for exp in boxing_ppo boxing_ppo_lstm boxing_a2c; do

@@ -1,0 +1,82 @@
+"""Are a recurrent policy's LSTMs saturated? Plays real bouts with a saved policy and prints how its features
+and the LSTMs' gates behave on them.
+
+A gate pre-activation beyond +-5 is a sigmoid at 0.007 or 0.993 (a tanh at +-0.9999): an LSTM whose gates
+mostly sit there gives one output whatever it sees, and its critic explains no return (explained variance
+~0 in TensorBoard). Usage (the experiment names the env the policy was trained on):
+
+    .venv/bin/python scripts/lstm_gates.py RUN/final boxing_ppo_lstm_pixram [--steps 300] [--envs 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def gate_report(path: str, experiment: str, steps: int = 300, n_envs: int = 4) -> dict:
+    """Play ``steps`` decisions in ``n_envs`` envs with the policy at ``path`` (sampled actions) and return
+    its features' largest and mean value and, per LSTM, the share of gate pre-activations beyond +-5, their
+    mean size, the largest cell state and how much the LSTM's output moves over time."""
+    import numpy as np
+    import torch
+
+    from agents.base import load
+    from experiments.spec import load_spec
+    from wrappers.factory import make_vec_env
+
+    torch.set_num_threads(1)
+    agent = load(path, device="cpu")
+    model = agent.policy()
+    policy = model.policy
+    if getattr(policy, "lstm_actor", None) is None:
+        raise SystemExit(f"{path} holds no recurrent policy (ppo_lstm or a2c_lstm): it has no LSTM to look at.")
+    venv = make_vec_env(load_spec(experiment).env_spec(), n_envs, seed=7)
+    try:
+        obs, state, starts, feats = venv.reset(), None, np.ones(n_envs, dtype=bool), []
+        with torch.no_grad():
+            for _ in range(steps):
+                feats.append(policy.extract_features(policy.obs_to_tensor(obs)[0], policy.features_extractor))
+                action, state = model.predict(obs, state=state, episode_start=starts, deterministic=False)
+                obs, _, starts, _ = venv.step(action)
+    finally:
+        venv.close()
+    features = torch.cat(feats)
+    out = {"features_max": features.max().item(), "features_mean": features.mean().item()}
+    seq = features.view(steps, n_envs, -1)
+    with torch.no_grad():
+        for name in ("lstm_actor", "lstm_critic"):
+            lstm = getattr(policy, name, None)
+            if lstm is None:
+                continue
+            # over the whole sequence without resets: what the gates do, not what the policy played
+            output, (_, cell) = lstm(seq)
+            gates = seq @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + lstm.bias_hh_l0
+            out[name] = {"saturated": (gates.abs() > 5).float().mean().item(),
+                         "gate_absmean": gates.abs().mean().item(), "cell_absmax": cell.abs().max().item(),
+                         "output_std_over_time": output.std(0).mean().item()}
+    return out
+
+
+def main() -> None:
+    """Command line: print the report."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("policy", help="a saved policy folder (RUN/final, RUN/best or a checkpoint)")
+    ap.add_argument("experiment", help="the experiment it was trained with (its env)")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--envs", type=int, default=4)
+    a = ap.parse_args()
+    r = gate_report(a.policy, a.experiment, a.steps, a.envs)
+    print(f"{a.policy}: features max {r['features_max']:.3g}, mean {r['features_mean']:.3g}")
+    for name in ("lstm_actor", "lstm_critic"):
+        if name in r:
+            g = r[name]
+            print(f"  {name}: gates beyond +-5 {g['saturated']:.1%}, |pre-activation| mean {g['gate_absmean']:.3g}, "
+                  f"cell |max| {g['cell_absmax']:.3g}, output's std over time {g['output_std_over_time']:.3g}")
+
+
+if __name__ == "__main__":
+    main()
