@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import torch
-from stable_baselines3.common.torch_layers import CombinedExtractor, NatureCNN
-from stable_baselines3.common.type_aliases import TensorDict
+from stable_baselines3.common.torch_layers import NatureCNN
 
 
 class ChannelsLastNatureCNN(NatureCNN):
@@ -28,23 +27,3 @@ class ChannelsLastNatureCNN(NatureCNN):
             self.cnn.to(memory_format=torch.channels_last)
             self._nhwc = True
         return self.linear(self.cnn(observations.contiguous(memory_format=torch.channels_last)))
-
-
-class LayerNormCombinedExtractor(CombinedExtractor):
-    """SB3's ``CombinedExtractor`` (a Nature CNN on the screen beside the RAM values) with its concatenated
-    features layer-normalised, for an LSTM to read.
-
-    The CNN's ReLU features are unbounded, and an LSTM's gates are sigmoids and tanhs of them: in
-    boxing_ppo_lstm_pixram at lr 1e-3 the features reached 152 within 355k frames, 90% of the gates'
-    pre-activations were beyond +-5, the cell state reached 300, and both LSTMs gave one output whatever the
-    screen showed (explained variance 1e-7 from 45k frames on). Normalising each observation's features puts
-    the gates' inputs back on one scale, whatever the CNN's weights grow to.
-    """
-
-    def __init__(self, observation_space: gym.spaces.Dict, cnn_output_dim: int = 256, normalized_image: bool = False):
-        super().__init__(observation_space, cnn_output_dim, normalized_image)
-        self.norm = torch.nn.LayerNorm(self._features_dim)
-
-    def forward(self, observations: TensorDict) -> torch.Tensor:
-        """Normalised features of a batch of observations."""
-        return self.norm(super().forward(observations))

@@ -19,7 +19,7 @@ from stable_baselines3.common.logger import KVWriter, Logger
 
 from agents import legacy, safe_io
 from agents.base import AgentError, ScheduleLike, read_agent_file, write_agent_file
-from agents.networks import ChannelsLastNatureCNN, LayerNormCombinedExtractor
+from agents.networks import ChannelsLastNatureCNN
 from agents.sb3_format import (
     MAX_MLP_INPUTS,
     MAX_SPACE_VALUES,
@@ -140,25 +140,17 @@ def cnn_policy_kwargs(user: dict) -> dict:
 #: Hidden-layer activations a saved multi-input policy may name in model.json (older files name none: tanh).
 ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
 
-#: Normalisations of a recurrent multi-input policy's features a saved model.json may name (older files
-#: name none: the features went to the LSTMs as they were).
-FEATURE_NORMS = {"layer": LayerNormCombinedExtractor}
 
-
-def multi_policy_kwargs(user: dict, activation: str = "relu", feature_norm: str | None = None) -> dict:
+def multi_policy_kwargs(user: dict, activation: str = "relu") -> dict:
     """Policy kwargs for pixels beside RAM (``MultiInputPolicy``): ReLU hidden layers, not SB3's tanh.
 
     SB3 puts two 64-unit tanh layers per head on the concatenated features, and the Nature CNN's ReLU
     features are unbounded: in boxing_ppo_pixram at lr 1e-3 they grew to ~80 within the first updates,
     62% of the value head's tanh units sat at +-1 and the value was one constant for every observation
-    (explained variance 0 from the second update to 2M frames; the run learned nothing). An LSTM's gates
-    saturate on them the same way, so a recurrent policy's features are layer-normalised
-    (``feature_norm: layer``, :class:`agents.networks.LayerNormCombinedExtractor`). User settings win.
+    (explained variance 0 from the second update to 2M frames; the run learned nothing). User settings
+    win.
     """
-    out = {"activation_fn": ACTIVATIONS[activation]}
-    if feature_norm is not None:
-        out["features_extractor_class"] = FEATURE_NORMS[feature_norm]
-    return {**out, **user}
+    return {"activation_fn": ACTIVATIONS[activation], **user}
 
 
 class SB3Agent:
@@ -199,14 +191,12 @@ class SB3Agent:
 
     # ------------------------------------------------------------------ learning
 
-    def _new_model(self, venv, setup: bool = True, device: str | None = None, activation: str = "relu",
-                   feature_norm: str | None = "layer"):
+    def _new_model(self, venv, setup: bool = True, device: str | None = None, activation: str = "relu"):
         kw = self.spec.hyperparams.to_sb3()
         if self.spec.policy == "cnn":
             kw["policy_kwargs"] = cnn_policy_kwargs(kw["policy_kwargs"])
         elif self.spec.policy == "multi":
-            kw["policy_kwargs"] = multi_policy_kwargs(kw["policy_kwargs"], activation,
-                                                      feature_norm if self.recurrent else None)
+            kw["policy_kwargs"] = multi_policy_kwargs(kw["policy_kwargs"], activation)
         return self.model_class()(self.policy_name(), venv, seed=self.seed, device=device or self.spec.device,
                                   verbose=0, _init_setup_model=setup, **kw)
 
@@ -322,14 +312,11 @@ class SB3Agent:
                                     "observation_space",
                                     max_values=MAX_MLP_INPUTS if self.spec.policy == "mlp" else MAX_SPACE_VALUES)
         act_space = space_from_json(top.get("action_space", lambda v: True, ""), model_path, "action_space")
-        activation, feature_norm = "relu", None
+        activation = "relu"
         if self.spec.policy == "multi":
             activation = top.get("activation", lambda v: isinstance(v, str) and v in ACTIVATIONS,
                                  f"one of {', '.join(ACTIVATIONS)}", optional=True) or "tanh"
-            feature_norm = top.get("feature_norm", lambda v: isinstance(v, str) and v in FEATURE_NORMS,
-                                   f"one of {', '.join(FEATURE_NORMS)}", optional=True)
-        model = self._new_model(venv, setup=False, device=device, activation=activation,
-                                feature_norm=feature_norm)
+        model = self._new_model(venv, setup=False, device=device, activation=activation)
         if venv is None:
             model.observation_space, model.action_space = obs_space, act_space
             model.n_envs = top.int("n_envs", lo=1)

@@ -29,7 +29,6 @@ import torch
 from gymnasium import spaces
 
 from agents.errors import AgentError
-from agents.networks import LayerNormCombinedExtractor
 from agents.safe_io import FORMAT_VERSION, Fields, is_int, is_number, load_tensors, save_tensors, write_json
 
 MODEL_FORMAT = "retrodojo-sb3-model"
@@ -234,12 +233,6 @@ def activation_name(policy) -> str:
     return getattr(policy, "activation_fn", torch.nn.Tanh).__name__.lower()
 
 
-def feature_norm_name(policy) -> str | None:
-    """How a policy normalises its features before its LSTMs (``layer``), or None: model.json keeps it, since
-    a recurrent multi-input policy gained the normalisation and a file from before it has none."""
-    return "layer" if isinstance(getattr(policy, "features_extractor", None), LayerNormCombinedExtractor) else None
-
-
 def write_model(model, folder: Path, algo: str, policy: str, optimizer: bool = False, half: bool = False) -> None:
     """Write an SB3 model's policy (and optimizer) as safetensors, and model.json, into ``folder``."""
     stored, _ = unique_names(model.policy)
@@ -252,7 +245,6 @@ def write_model(model, folder: Path, algo: str, policy: str, optimizer: bool = F
            "observation_space": space_to_json(model.observation_space),
            "action_space": space_to_json(model.action_space), "n_envs": int(model.n_envs),
            "activation": activation_name(model.policy),
-           **({"feature_norm": norm} if (norm := feature_norm_name(model.policy)) else {}),
            **{k: int(getattr(model, k)) for k in COUNTERS},
            "_current_progress_remaining": float(model._current_progress_remaining),
            "ep_info_buffer": _episodes(model.ep_info_buffer),

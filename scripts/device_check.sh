@@ -10,7 +10,7 @@
 # 3 runs at most), logs.tgz. Give the call's timeout_s some 30 s more than BUDGET_S.
 #   EXTRA='$RD train ...' bash scripts/device_check.sh   also runs EXTRA (bash, with $RD and the wheels' PYTHONPATH)
 # beside the parity runs, stopped with them; its output comes back in logs.tgz as extra.log, and what it writes
-# under $OUT/extra/ comes back as it is.
+# under $OUT/extra/ comes back as extra.tgz (a call returns only shallow folders: a run's tb/ would not come back).
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
 DEADLINE=$(( T0 + ${BUDGET_S:-500} ))
@@ -80,4 +80,5 @@ if [ -d /tmp/parity ]; then
   fi
 fi
 (cd $OUT && tar czf logs.tgz *.log && rm -f *.log)
+if [ -d $OUT/extra ]; then (cd $OUT && tar czf extra.tgz extra && rm -rf extra); fi
 ls -la $OUT; echo "done after $(( $(date +%s) - T0 )) s"

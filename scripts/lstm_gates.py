@@ -3,7 +3,8 @@ and the LSTMs' gates behave on them.
 
 A gate pre-activation beyond +-5 is a sigmoid at 0.007 or 0.993 (a tanh at +-0.9999): an LSTM whose gates
 mostly sit there gives one output whatever it sees, and its critic explains no return (explained variance
-~0 in TensorBoard). Usage (the experiment names the env the policy was trained on):
+~0 in TensorBoard). So does a CNN whose features no longer depend on the screen (few units ever active,
+a small spread over observations). Usage (the experiment names the env the policy was trained on):
 
     .venv/bin/python scripts/lstm_gates.py RUN/final boxing_ppo_lstm_pixram [--steps 300] [--envs 4]
 """
@@ -45,7 +46,10 @@ def gate_report(path: str, experiment: str, steps: int = 300, n_envs: int = 4) -
     finally:
         venv.close()
     features = torch.cat(feats)
-    out = {"features_max": features.max().item(), "features_mean": features.mean().item()}
+    # a collapsed CNN: most units never fire, and the rest give the same value whatever the screen shows
+    out = {"features_max": features.max().item(), "features_mean": features.mean().item(),
+           "features_active": (features.abs().max(0).values > 0).float().mean().item(),
+           "features_spread": (features.std(0).mean() / features.abs().mean().clamp_min(1e-12)).item()}
     seq = features.view(steps, n_envs, -1)
     with torch.no_grad():
         for name in ("lstm_actor", "lstm_critic"):
@@ -70,7 +74,8 @@ def main() -> None:
     ap.add_argument("--envs", type=int, default=4)
     a = ap.parse_args()
     r = gate_report(a.policy, a.experiment, a.steps, a.envs)
-    print(f"{a.policy}: features max {r['features_max']:.3g}, mean {r['features_mean']:.3g}")
+    print(f"{a.policy}: features max {r['features_max']:.3g}, mean {r['features_mean']:.3g}, units ever active "
+          f"{r['features_active']:.0%}, std over observations / mean size {r['features_spread']:.3g}")
     for name in ("lstm_actor", "lstm_critic"):
         if name in r:
             g = r[name]

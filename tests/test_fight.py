@@ -418,68 +418,6 @@ def test_pixels_beside_ram_learn_through_relu_layers_and_a_saved_policy_keeps_it
         PPOAgent.load(tmp_path / "a")
 
 
-def test_a_recurrent_policy_on_pixels_beside_ram_reads_layer_normalised_features(tmp_path):
-    """boxing_ppo_lstm_pixram's CNN features grew to 152 and saturated both LSTMs' gates (one output for
-    every screen). A recurrent multi-input policy normalises its features, so the gates' inputs keep one
-    scale however far the CNN's weights grow; model.json says so, and a file from before the change (none
-    named) plays without it."""
-    import json
-
-    import torch
-    from stable_baselines3.common.torch_layers import CombinedExtractor
-
-    from agents.networks import LayerNormCombinedExtractor
-    from agents.sb3_agents import PPOAgent, PPOLSTMAgent, PPOLSTMSpec, PPOSpec
-
-    env_spec = _boxing(obs="pixels+ram")
-    hp = {"n_steps": 16, "batch_size": 32, "n_epochs": 1}
-    agent = PPOLSTMAgent(PPOLSTMSpec.model_validate({"algo": "ppo_lstm", "policy": "multi", "n_envs": 2,
-                                                     "hyperparams": hp}), env_spec, seed=1)
-    plain = PPOAgent(PPOSpec.model_validate({"algo": "ppo", "policy": "multi", "n_envs": 2, "hyperparams": hp}),
-                     env_spec, seed=1)
-    venv = make_vec_env(env_spec, n_envs=2, seed=0)
-    try:
-        agent.model = agent._new_model(venv)
-        agent.model.learn(total_timesteps=32)
-        old = PPOLSTMAgent(agent.spec, env_spec, seed=1)
-        old.model = old._new_model(venv, feature_norm=None)
-        plain.model = plain._new_model(venv)
-        frames = [venv.step(np.array([1, 1]))[0] for _ in range(20)]
-    finally:
-        venv.close()
-    pol = agent.model.policy
-    assert type(pol.features_extractor) is LayerNormCombinedExtractor
-    assert type(plain.model.policy.features_extractor) is CombinedExtractor  # PPO's ReLU heads read them as they are
-    obs = {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
-
-    def saturated(policy):
-        with torch.no_grad():
-            f = policy.extract_features(policy.obs_to_tensor(obs)[0], policy.features_extractor)
-            lstm = policy.lstm_critic
-            gates = f @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + lstm.bias_hh_l0
-        return f, float((gates.abs() > 5).float().mean())
-
-    for policy in (pol, old.model.policy):  # the CNN's weights grown a hundredfold, as a long run at lr 1e-3 can
-        with torch.no_grad():
-            policy.features_extractor.extractors["pixels"].linear[0].weight.mul_(100)
-    features, normed = saturated(pol)
-    assert torch.allclose(features.mean(1), torch.zeros(40), atol=1e-4)
-    assert torch.allclose(features.std(1, unbiased=False), torch.ones(40), atol=1e-2)
-    assert normed < 0.01 and saturated(old.model.policy)[1] > 0.3
-    agent.save(tmp_path / "a")
-    old.save(tmp_path / "old")
-    assert json.loads((tmp_path / "a" / "model.json").read_text())["feature_norm"] == "layer"
-    assert "feature_norm" not in json.loads((tmp_path / "old" / "model.json").read_text())
-    loaded = PPOLSTMAgent.load(tmp_path / "a")
-    assert torch.equal(saturated(loaded.model.policy)[0], features)
-    assert type(PPOLSTMAgent.load(tmp_path / "old").model.policy.features_extractor) is CombinedExtractor
-    doc = json.loads((tmp_path / "a" / "model.json").read_text())
-    doc["feature_norm"] = "os.system"
-    (tmp_path / "a" / "model.json").write_text(json.dumps(doc))
-    with pytest.raises(Exception, match="feature_norm"):
-        PPOLSTMAgent.load(tmp_path / "a")
-
-
 def test_ram_stack_gives_pixels_beside_ram_the_last_readings_and_only_there():
     from wrappers.settings import env_problems
 
