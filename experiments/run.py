@@ -12,6 +12,7 @@ order of evaluations and checkpoints is the run's business, written once here fo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -109,6 +110,16 @@ def _write_json_atomic(path: Path, data) -> None:
     tmp.write_text(json.dumps(data, indent=2, default=str))
     os.replace(tmp, path)
 
+
+
+def _feature_watch(policy):
+    """An :class:`agents.feature_watch.FeatureWatch` on an SB3 policy; a no-op (yielding None) where SB3 was
+    never imported (NEAT), which then need not load torch for it."""
+    if "stable_baselines3" not in sys.modules:
+        return contextlib.nullcontext()
+    from agents.feature_watch import FeatureWatch
+
+    return FeatureWatch(policy)
 
 class Run:
     """One training run of one seed (see the module docstring).
@@ -491,8 +502,9 @@ class Run:
         ev = self.spec.eval
         bk2 = self.dir / "eval" / "bk2" / f"{frames:012d}" if ev.record_bk2 != "none" else None
         cur = self.curriculum
-        result = self._eval().run(policy, bk2_dir=bk2, bk2_keep=ev.record_bk2,
-                                  cut_every=cur.s.every_frames if cur is not None else None)
+        with _feature_watch(policy) as watch:  # a CNN that stopped looking at the screen shows here first
+            result = self._eval().run(policy, bk2_dir=bk2, bk2_keep=ev.record_bk2,
+                                      cut_every=cur.s.every_frames if cur is not None else None)
         if cur is not None:
             if cur.after_eval(frames, result["episodes"]):
                 self._push_pool()
@@ -506,8 +518,18 @@ class Run:
         shares = action_shares(result["episodes"])
         for label, share in shares.items():
             self.scalar(f"actions/{label}", share, frames)
+        network = watch.scalars() if watch is not None else {}
+        for tag, value in network.items():
+            self.scalar(tag, value, frames)
+        if network and not getattr(self, "_warned_cnn", False):
+            from agents.feature_watch import cnn_warning
+
+            if (warning := cnn_warning(network, frames)) is not None:
+                self._warned_cnn = True  # once a run: the figures stay in TensorBoard
+                print(warning, file=sys.stderr, flush=True)
         keep = ("r", "progress", "success", "frames", "reason", "state", "metrics", "bk2")
         record = {"frames": frames, "time": time.time(), **mean, "actions": shares,
+                  **({"network": {k.split("/", 1)[1]: v for k, v in network.items()}} if network else {}),
                   "episodes": [{k: e.get(k) for k in keep if k in e} for e in result["episodes"]]}
         if ev.heldout_states:
             held = self._eval(heldout=True).run(policy)

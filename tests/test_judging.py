@@ -125,6 +125,7 @@ def test_heldout_states_best_policy_and_bk2_during_training(judged_run):
     assert [s for s, _ in held] == [s for s, _ in tb_scalars(run, "eval/progress")]  # the same schedule
     hist = [json.loads(line) for line in (run / "eval" / "history.jsonl").read_text().splitlines()]
     assert all(h["heldout"]["episodes"][0]["state"] == "Level2-1" for h in hist)
+    assert not any("network" in h for h in hist)  # NEAT has no CNN to watch
     m = meta(run)
     assert m["best"]["metric"] == "eval/progress" and (run / "best" / "agent.json").is_file()
     assert m["best"]["value"] == max(h["progress"] for h in hist)

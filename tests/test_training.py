@@ -93,6 +93,10 @@ def test_train_checkpoint_resume_evaluate(tmp_path, algo, capsys):
         assert steps == sorted(steps) and steps[-1] > first["frames"], f"{tag}: {steps}"
     evals = [json.loads(line)["frames"] for line in (run / "eval" / "history.jsonl").read_text().splitlines()]
     assert evals == sorted(set(evals)) and evals[0] == 0 and evals[-1] == second["frames"]
+    # each evaluation says whether the CNN still reads the screen (agents.feature_watch)
+    active = tb_scalars(run, "network/cnn_units_active")
+    assert [s for s, _ in active] == evals and all(0 < v <= 1 for _, v in active)
+    assert all(h["network"]["cnn_spread"] > 0 for h in map(json.loads, (run / "eval" / "history.jsonl").open()))
     capsys.readouterr()
 
     # load and evaluate through the common interface

@@ -1,12 +1,14 @@
-"""Are a recurrent policy's LSTMs saturated? Plays real bouts with a saved policy and prints how its features
-and the LSTMs' gates behave on them.
+"""Is a saved pixel policy's CNN still reading the screen, and are its LSTMs saturated? Plays real episodes with
+it and prints what its network does on them.
 
-A gate pre-activation beyond +-5 is a sigmoid at 0.007 or 0.993 (a tanh at +-0.9999): an LSTM whose gates
-mostly sit there gives one output whatever it sees, and its critic explains no return (explained variance
-~0 in TensorBoard). So does a CNN whose features no longer depend on the screen (few units ever active,
-a small spread over observations). Usage (the experiment names the env the policy was trained on):
+The CNN's figures are the ones training logs at each evaluation (``network/cnn_units_active`` and
+``network/cnn_spread``, agents/feature_watch.py): few units ever firing, or units that give the same value
+for every screen, mean a dead or collapsed CNN. For a recurrent policy it also reports the LSTMs' gates: a
+gate pre-activation beyond +-5 is a sigmoid at 0.007 or 0.993 (a tanh at +-0.9999), and an LSTM whose gates
+mostly sit there gives one output whatever it sees (explained variance ~0 in TensorBoard). Usage (the
+experiment names the env the policy was trained on):
 
-    .venv/bin/python scripts/lstm_gates.py RUN/final boxing_ppo_lstm_pixram [--steps 300] [--envs 4]
+    .venv/bin/python scripts/policy_health.py RUN/final boxing_ppo_lstm_pixram [--steps 300] [--envs 4]
 """
 
 from __future__ import annotations
@@ -18,38 +20,42 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def gate_report(path: str, experiment: str, steps: int = 300, n_envs: int = 4) -> dict:
+def health_report(path: str, experiment: str, steps: int = 300, n_envs: int = 4) -> dict:
     """Play ``steps`` decisions in ``n_envs`` envs with the policy at ``path`` (sampled actions) and return
-    its features' largest and mean value and, per LSTM, the share of gate pre-activations beyond +-5, their
-    mean size, the largest cell state and how much the LSTM's output moves over time."""
+    its CNN's ``network/*`` figures, its features' largest and mean value and, per LSTM, the share of gate
+    pre-activations beyond +-5, their mean size, the largest cell state and how much the LSTM's output moves
+    over time."""
     import numpy as np
     import torch
 
     from agents.base import load
+    from agents.feature_watch import FeatureWatch
     from experiments.spec import load_spec
     from wrappers.factory import make_vec_env
 
     torch.set_num_threads(1)
-    agent = load(path, device="cpu")
-    model = agent.policy()
-    policy = model.policy
-    if getattr(policy, "lstm_actor", None) is None:
-        raise SystemExit(f"{path} holds no recurrent policy (ppo_lstm or a2c_lstm): it has no LSTM to look at.")
+    model = load(path, device="cpu").policy()
+    policy = getattr(model, "policy", None)
+    watch = FeatureWatch(model)
+    recurrent = getattr(policy, "lstm_actor", None) is not None
+    if watch.cnn is None and not recurrent:
+        raise SystemExit(f"{path} holds neither a CNN nor an LSTM (an MLP or a NEAT genome): nothing to look at.")
     venv = make_vec_env(load_spec(experiment).env_spec(), n_envs, seed=7)
     try:
         obs, state, starts, feats = venv.reset(), None, np.ones(n_envs, dtype=bool), []
-        with torch.no_grad():
+        with watch, torch.no_grad():
             for _ in range(steps):
+                # each screen passes the CNN twice here: the figures are the same for a sample seen twice
                 feats.append(policy.extract_features(policy.obs_to_tensor(obs)[0], policy.features_extractor))
-                action, state = model.predict(obs, state=state, episode_start=starts, deterministic=False)
+                if recurrent:
+                    action, state = model.predict(obs, state=state, episode_start=starts, deterministic=False)
+                else:
+                    action, _ = model.predict(obs, deterministic=False)
                 obs, _, starts, _ = venv.step(action)
     finally:
         venv.close()
     features = torch.cat(feats)
-    # a collapsed CNN: most units never fire, and the rest give the same value whatever the screen shows
-    out = {"features_max": features.max().item(), "features_mean": features.mean().item(),
-           "features_active": (features.abs().max(0).values > 0).float().mean().item(),
-           "features_spread": (features.std(0).mean() / features.abs().mean().clamp_min(1e-12)).item()}
+    out = {**watch.scalars(), "features_max": features.max().item(), "features_mean": features.mean().item()}
     seq = features.view(steps, n_envs, -1)
     with torch.no_grad():
         for name in ("lstm_actor", "lstm_critic"):
@@ -73,9 +79,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--envs", type=int, default=4)
     a = ap.parse_args()
-    r = gate_report(a.policy, a.experiment, a.steps, a.envs)
-    print(f"{a.policy}: features max {r['features_max']:.3g}, mean {r['features_mean']:.3g}, units ever active "
-          f"{r['features_active']:.0%}, std over observations / mean size {r['features_spread']:.3g}")
+    r = health_report(a.policy, a.experiment, a.steps, a.envs)
+    line = f"{a.policy}: features max {r['features_max']:.3g}, mean {r['features_mean']:.3g}"
+    if "network/cnn_units_active" in r:
+        line += (f"; CNN units ever active {r['network/cnn_units_active']:.1%}, their spread over screens "
+                 f"{r['network/cnn_spread']:.3g}")
+    print(line)
     for name in ("lstm_actor", "lstm_critic"):
         if name in r:
             g = r[name]
