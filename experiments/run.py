@@ -111,7 +111,6 @@ def _write_json_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-
 def _feature_watch(policy):
     """An :class:`agents.feature_watch.FeatureWatch` on an SB3 policy; a no-op (yielding None) where SB3 was
     never imported (NEAT), which then need not load torch for it."""
@@ -120,6 +119,7 @@ def _feature_watch(policy):
     from agents.feature_watch import FeatureWatch
 
     return FeatureWatch(policy)
+
 
 class Run:
     """One training run of one seed (see the module docstring).
