@@ -85,12 +85,17 @@ MIN_UNITS_ACTIVE, MIN_SPREAD = 0.25, 0.02
 
 
 def cnn_warning(network: dict[str, float], frames: int) -> str | None:
-    """A one-paragraph warning when an evaluation's ``network/*`` figures say the CNN is dead or collapsed."""
+    """A one-paragraph warning when an evaluation's ``network/*`` figures say the CNN is dead (its units stopped
+    firing) or collapsed (they fire, but the same for every screen); None when they do not."""
     active, spread = network.get("network/cnn_units_active"), network.get("network/cnn_spread")
     if active is None or (active >= MIN_UNITS_ACTIVE and spread >= MIN_SPREAD):
         return None
-    return (f"warning: at {frames:,} frames only {active:.0%} of the policy's CNN units fired on the evaluation's "
-            f"screens and they moved by {spread:.3g} of their size from screen to screen: the CNN may have "
-            "stopped reading the screen, and whatever the policy learns from here comes from the rest of its "
-            "input. Watch network/* in TensorBoard; a lower learning rate kept boxing_ppo_lstm_pixram's CNN "
+    if active < MIN_UNITS_ACTIVE:
+        what = (f"only {active:.0%} of the policy's CNN units fired on the evaluation's screens (network/"
+                "cnn_units_active): the CNN may have died")
+    else:
+        what = (f"the policy's CNN units moved by {spread:.3g} of their size from one of the evaluation's screens "
+                "to the next (network/cnn_spread): the CNN may give one answer whatever the screen shows")
+    return (f"warning: at {frames:,} frames {what}, and what the policy learns from here comes from the rest of "
+            "its input. Watch network/* in TensorBoard; a lower learning rate kept boxing_ppo_lstm_pixram's CNN "
             "alive (docs/results.md).")

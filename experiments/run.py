@@ -521,12 +521,12 @@ class Run:
         network = watch.scalars() if watch is not None else {}
         for tag, value in network.items():
             self.scalar(tag, value, frames)
-        if network and not getattr(self, "_warned_cnn", False):
+        if network and "cnn_warned_at" not in self.meta:  # once a run, resumes too: the figures stay in TB
             from agents.feature_watch import cnn_warning
 
             if (warning := cnn_warning(network, frames)) is not None:
-                self._warned_cnn = True  # once a run: the figures stay in TensorBoard
-                print(warning, file=sys.stderr, flush=True)
+                self.meta["cnn_warned_at"] = frames
+                self.warn(warning)
         keep = ("r", "progress", "success", "frames", "reason", "state", "metrics", "bk2")
         record = {"frames": frames, "time": time.time(), **mean, "actions": shares,
                   **({"network": {k.split("/", 1)[1]: v for k, v in network.items()}} if network else {}),

@@ -8,9 +8,12 @@
 # write their checkpoints and stop; then it packs what they made into $OUT: parity.tgz (run folders),
 # ckpt.tar.* (the newest checkpoint of each unfinished run, about 20 MB each: at most 64 MB comes back, so
 # 3 runs at most), logs.tgz. Give the call's timeout_s some 30 s more than BUDGET_S.
-#   EXTRA='$RD train ...' bash scripts/device_check.sh   also runs EXTRA (bash, with $RD and the wheels' PYTHONPATH)
-# beside the parity runs, stopped with them; its output comes back in logs.tgz as extra.log, and what it writes
-# under $OUT/extra/ comes back as extra.tgz (a call returns only shallow folders: a run's tb/ would not come back).
+#   EXTRA='$RD train ...; ...' bash scripts/device_check.sh   also runs EXTRA (bash, with $RD and the wheels'
+# PYTHONPATH) beside the parity runs: when theirs stop, the command EXTRA is then running gets SIGINT (retrodojo's
+# trainer sets its own handler, writes its checkpoint and stops; a command that sets none ignores it, as bash
+# starts background commands; the rest of the list goes on), and what still runs 30 s later is killed. Its
+# output comes back in logs.tgz as extra.log; what it writes under $OUT/extra/ comes back as extra.tgz, without
+# checkpoints/ folders (a call returns only shallow folders, and at most 64 MB: a run's tb/ would not come back).
 export PYTHONUNBUFFERED=1
 T0=$(date +%s)
 DEADLINE=$(( T0 + ${BUDGET_S:-500} ))
@@ -39,7 +42,10 @@ for s in ${PARITY_SEEDS:-}; do
 done
 if [ -n "${EXTRA:-}" ]; then
   mkdir -p $OUT/extra
-  ( export RD; timeout --foreground -k 30 -s INT $(tp) bash -c "$EXTRA" > $OUT/extra.log 2>&1; echo "rc=$?" >> $OUT/extra.log ) &
+  ( export RD; bash -c "$EXTRA" > $OUT/extra.log 2>&1 & pid=$!
+    # bash holds a SIGINT until its child ends: the child (the trainer) is the one to get it
+    ( sleep $(tp); pkill -INT -P $pid; sleep 30; pkill -KILL -P $pid; kill -KILL $pid ) 2> /dev/null & stopper=$!
+    wait $pid; echo "rc=$?" >> $OUT/extra.log; kill $stopper 2> /dev/null ) &
 fi
 if [ "${CHECKS:-1}" != 0 ]; then
 {
@@ -80,5 +86,8 @@ if [ -d /tmp/parity ]; then
   fi
 fi
 (cd $OUT && tar czf logs.tgz *.log && rm -f *.log)
-if [ -d $OUT/extra ]; then (cd $OUT && tar czf extra.tgz extra && rm -rf extra); fi
+if [ -d $OUT/extra ]; then
+  (cd $OUT && tar czf extra.tgz --exclude=checkpoints extra; rm -rf extra)
+  [ $(stat -c %s $OUT/extra.tgz) -gt $(( 40 * 1024 * 1024 )) ] && echo "extra.tgz is over 40 MB: with the rest it may not come back" >&2
+fi
 ls -la $OUT; echo "done after $(( $(date +%s) - T0 )) s"

@@ -46,7 +46,7 @@ def health_report(path: str, experiment: str, steps: int = 300, n_envs: int = 4)
         with watch, torch.no_grad():
             for _ in range(steps):
                 # each screen passes the CNN twice here: the figures are the same for a sample seen twice
-                feats.append(policy.extract_features(policy.obs_to_tensor(obs)[0], policy.features_extractor))
+                feats.append(policy.extract_features(policy.obs_to_tensor(obs)[0], policy.pi_features_extractor))
                 if recurrent:
                     action, state = model.predict(obs, state=state, episode_start=starts, deterministic=False)
                 else:
@@ -62,9 +62,11 @@ def health_report(path: str, experiment: str, steps: int = 300, n_envs: int = 4)
             lstm = getattr(policy, name, None)
             if lstm is None:
                 continue
-            # over the whole sequence without resets: what the gates do, not what the policy played
+            # over the whole sequence without resets: what the gates do, not what the policy played; a gate's
+            # pre-activation at t reads the input and the LSTM's own output at t-1 (its first layer)
             output, (_, cell) = lstm(seq)
-            gates = seq @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + lstm.bias_hh_l0
+            before = torch.cat([torch.zeros_like(output[:1]), output[:-1]])
+            gates = seq @ lstm.weight_ih_l0.T + before @ lstm.weight_hh_l0.T + lstm.bias_ih_l0 + lstm.bias_hh_l0
             out[name] = {"saturated": (gates.abs() > 5).float().mean().item(),
                          "gate_absmean": gates.abs().mean().item(), "cell_absmax": cell.abs().max().item(),
                          "output_std_over_time": output.std(0).mean().item()}
