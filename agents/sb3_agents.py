@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 
 from agents import legacy, safe_io
 from agents.base import AgentError, ScheduleLike, read_agent_file, write_agent_file
@@ -78,13 +79,28 @@ class A2CHyperparams(StrictModel):
     max_grad_norm: float = Field(default=0.5, gt=0.0)
     rms_prop_eps: float = Field(default=1e-5, gt=0.0)
     use_rms_prop: bool = True
+    rms_prop_tf_like: bool = Field(
+        default=False, description="RMSprop as TensorFlow computes it, eps inside the square root (SB3's "
+        "RMSpropTFLike, what rl-zoo's Atari A2C uses): torch's own takes near-full steps on tiny gradients.")
     normalize_advantage: bool = False
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _tf_like_is_rmsprop(self):
+        if self.rms_prop_tf_like and not self.use_rms_prop:
+            raise ValueError("rms_prop_tf_like is a kind of RMSprop: it needs use_rms_prop: true")
+        return self
 
     def to_sb3(self) -> dict:
         """Keyword arguments for the SB3 constructor."""
         kw = self.model_dump()
         kw["learning_rate"] = self.learning_rate.to_sb3()
+        # torch's RMSprop divides by sqrt(v) + eps, TensorFlow's by sqrt(v + eps): with eps 1e-5, a weight whose
+        # gradients are ~1e-6 moves ~0.1 lr a step in torch and ~3e-4 lr in TensorFlow
+        if kw.pop("rms_prop_tf_like") and "optimizer_class" not in self.policy_kwargs:
+            kw["policy_kwargs"] = {"optimizer_class": RMSpropTFLike,
+                                   "optimizer_kwargs": {"alpha": 0.99, "eps": self.rms_prop_eps, "weight_decay": 0},
+                                   **self.policy_kwargs}
         return kw
 
 

@@ -434,6 +434,7 @@ def test_neat_resumes_exactly_on_the_new_format(tmp_path):
 
 SB3 = {"ppo": (PPOAgent, {"n_steps": 16, "batch_size": 8, "n_epochs": 2}),
        "a2c": (A2CAgent, {"n_steps": 8}),
+       "a2c_tf_rmsprop": (A2CAgent, {"n_steps": 8, "rms_prop_tf_like": True}),
        "ppo_lstm": (PPOLSTMAgent, {"n_steps": 16, "batch_size": 16, "n_epochs": 1,
                                    "policy_kwargs": {"lstm_hidden_size": 16}}),
        "a2c_lstm": (A2CLSTMAgent, {"n_steps": 8, "policy_kwargs": {"lstm_hidden_size": 16}})}
@@ -445,7 +446,7 @@ def test_sb3_saves_loads_and_resumes_exactly_as_sb3s_own_format(tmp_path, algo):
     cls, hyper = SB3[algo]
     env_spec = smb_spec(obs="pixels", frame_stack=1 if "lstm" in algo else 2, stuck_frames=60,
                         resize=(42, 42))
-    spec = cls.Spec(algo=algo, n_envs=1, device="cpu", hyperparams=hyper)
+    spec = cls.Spec(algo=cls.algo, n_envs=1, device="cpu", hyperparams=hyper)
     agent = cls(spec, env_spec, 3)
     venvs = [make_vec_env(env_spec, 1, seed=11, local=False) for _ in range(3)]
     try:
@@ -457,6 +458,8 @@ def test_sb3_saves_loads_and_resumes_exactly_as_sb3s_own_format(tmp_path, algo):
 
         ours = agent._load_model(tmp_path / "ckpt", venvs[1])
         theirs = cls.model_class().load(tmp_path / "sb3.zip", env=venvs[2], device="cpu")
+        want = "RMSpropTFLike" if hyper.get("rms_prop_tf_like") else "RMSprop" if "a2c" in algo else "Adam"
+        assert type(ours.policy.optimizer).__name__ == type(agent.model.policy.optimizer).__name__ == want
         for key in ("num_timesteps", "_n_updates", "_episode_num", "_current_progress_remaining", "n_envs"):
             assert getattr(ours, key) == getattr(theirs, key), key
         assert [e["r"] for e in ours.ep_info_buffer] == [e["r"] for e in theirs.ep_info_buffer]
