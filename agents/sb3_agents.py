@@ -9,7 +9,7 @@ On a CUDA machine ``device: auto`` puts the networks on the GPU.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -84,6 +84,9 @@ class A2CHyperparams(StrictModel):
         "RMSpropTFLike, what rl-zoo's Atari A2C uses): torch's own takes near-full steps on tiny gradients.")
     normalize_advantage: bool = False
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    #: Settings that are not SB3 arguments themselves: each becomes part of the named argument.
+    TRANSLATED: ClassVar[dict[str, str]] = {"rms_prop_tf_like": "policy_kwargs"}
 
     @model_validator(mode="after")
     def _tf_like_is_rmsprop(self):
