@@ -81,7 +81,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--envs", type=int, default=4)
     a = ap.parse_args()
-    r = health_report(a.policy, a.experiment, a.steps, a.envs)
+    from agents.errors import AgentError
+    from experiments.errors import UserError
+
+    try:
+        r = health_report(a.policy, a.experiment, a.steps, a.envs)
+    except (AgentError, UserError) as e:
+        raise SystemExit(f"error: {e}") from None
+    except (ValueError, RuntimeError, AssertionError) as e:  # the env's observations do not fit the policy
+        raise SystemExit(f"error: {a.policy} cannot play {a.experiment}'s env ({type(e).__name__}: {e}). Give "
+                         "the experiment the policy was trained with (its run's config.yaml names it).") from None
     line = f"{a.policy}: features max {r['features_max']:.3g}, mean {r['features_mean']:.3g}"
     if "network/cnn_units_active" in r:
         line += (f"; CNN units ever active {r['network/cnn_units_active']:.1%}, their spread over screens "
