@@ -41,6 +41,8 @@ def run_row(run: Path, window: float) -> dict:
             raise UserError(f"{run / 'config.yaml'} is not YAML ({e}). {fix}") from None
         config = loaded if isinstance(loaded, dict) else {}
     greedy = (config.get("eval") or {}).get("deterministic") if isinstance(config.get("eval"), dict) else None
+    if meta.get("algo") == "neat":
+        greedy = True  # a genome's network has no distribution to sample from, whatever the file says
     row = {"run": str(run), "experiment": meta.get("experiment"), "algo": meta.get("algo"),
            "seed": meta.get("seed"), "frames": end, "status": meta.get("status"),
            "minutes": float(meta.get("train_seconds") or 0) / 60, "eval_margin": last.get("return"),

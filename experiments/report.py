@@ -28,6 +28,9 @@ Block kinds:
   95% Wilson interval, the training bouts of the last ``--window`` frames, and the random policy's line.
 - ``evals FILE.json...``: ``retrodojo evaluate``'s results.json files (``--out``), one row each: the policy,
   the env seed, episodes, success with its 95% Wilson interval, the return, the env settings it changed.
+- ``bouts FILE.json... [--random FILE.json]``: the same files pooled over seeds, one row per experiment,
+  algorithm and policy (final or best): bouts won with a 95% Wilson interval and each seed's count, margin,
+  knock-outs a bout, and the training behind each policy (frames, minutes, the frames a best one was kept at).
 """
 
 from __future__ import annotations
@@ -50,8 +53,9 @@ def _parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     if kind in ("compare", "runs"):
         p.add_argument("--metric", default="eval/progress")
-    if kind == "fights":
+    if kind in ("fights", "bouts"):
         p.add_argument("--random", help="scripts/random_policy.py's --json output, the table's last line")
+    if kind == "fights":
         p.add_argument("--window", type=float, default=100_000)
     if kind == "compare":
         p.add_argument("--at", type=float)
@@ -217,25 +221,34 @@ def bench_block(args, root: Path, plots: bool = True) -> str:
     return "\n".join(out)
 
 
+def _read_eval(root: Path, p: str) -> dict:
+    """One results.json that ``retrodojo evaluate`` wrote, checked for the figures the tables read."""
+    from wrappers.errors import read_text_file
+
+    path = root / p
+    hint = "Give the results.json that `retrodojo evaluate` wrote (--out)."
+    try:
+        data = json.loads(read_text_file(path, "evaluation", hint))
+        o = data["overall"]
+        int(o["episodes"]), float(o["success_rate"]), float(o["return"]["mean"])
+        low, high = o["success_interval"]
+        float(low), float(high)
+    except UserError:
+        raise
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        raise UserError(f"report: {path} is not an evaluation's results.json ({e!r}). {hint}") from None
+    return data
+
+
 def evals_block(args, root: Path, plots: bool = True) -> str:
     """The ``evals`` block: ``retrodojo evaluate``'s results.json files, one row each: the policy played,
     the env seed, episodes (distinct ones), success with its 95% Wilson interval, the return, and the env
     settings the evaluation changed."""
-    from wrappers.errors import read_text_file
-
     rows = []
     for p in args.paths:
-        path = root / p
-        hint = "Give the results.json that `retrodojo evaluate` wrote (--out)."
-        try:
-            data = json.loads(read_text_file(path, "evaluation", hint))
-            o = data["overall"]
-            n, rate, (low, high) = int(o["episodes"]), float(o["success_rate"]), o["success_interval"]
-            ret = o["return"]
-        except UserError:
-            raise
-        except (ValueError, KeyError, TypeError, RecursionError) as e:
-            raise UserError(f"report: {path} is not an evaluation's results.json ({e!r}). {hint}") from None
+        data = _read_eval(root, p)
+        o = data["overall"]
+        n, rate, (low, high), ret = int(o["episodes"]), float(o["success_rate"]), o["success_interval"], o["return"]
         changed = ", ".join(f"{k} {v.get('evaluated')!r}" for k, v in (data.get("env_overrides") or {}).items()
                             if isinstance(v, dict)) or "-"
         run = Path(str(data.get("run", "-")))
@@ -245,6 +258,86 @@ def evals_block(args, root: Path, plots: bool = True) -> str:
                      f"{_fmt(ret['mean'])} (std {_fmt(ret['std'])})", changed])
     return _table(["file", "run", "policy", "env seed", "episodes", "success (95% Wilson)", "return",
                    "env as evaluated"], rows)
+
+
+def _run_of(root: Path, data: dict) -> tuple[str, str, dict]:
+    """The experiment and run an evaluation played, and that run's meta.json in the record (results/EXPERIMENT/
+    RUN under ``root``; empty when the record has no such run): an evaluation names the folder it read, which
+    may be a training machine's runs/ rather than the record."""
+    run = Path(str(data.get("run") or "-"))
+    meta_path = root / "results" / run.parent.name / run.name / "meta.json"
+    meta = {}
+    if meta_path.is_file():
+        from experiments.run import read_meta
+
+        meta = read_meta(meta_path.parent)
+    return run.parent.name, run.name, meta
+
+
+def bouts_block(args, root: Path, plots: bool = True) -> str:
+    """The ``bouts`` block: evaluations of fighters pooled over seeds, one row per experiment, algorithm and
+    policy (final or best): the bouts won out of all with a 95% Wilson interval and each seed's count, the
+    margin, the knock-outs a bout, and the training that made each policy (frames, minutes; for a best policy
+    the frames it was kept at), then the random policy's line."""
+    from experiments.evaluate import wilson_interval
+    from wrappers.errors import read_json_file
+
+    groups: dict[tuple, list] = {}
+    for p in args.paths:
+        data = _read_eval(root, p)
+        experiment, name, meta = _run_of(root, data)
+        m = re.search(r"-s(\d+)-", name)
+        seed = meta.get("seed", int(m.group(1)) if m else None)
+        key = (experiment, str(data.get("algo") or meta.get("algo") or "?"), str(data.get("checkpoint") or "?"))
+        groups.setdefault(key, []).append({"seed": seed, "data": data, "meta": meta})
+    header = ["experiment", "policy", "seeds", "env seed", "bouts won (95% Wilson)", "margin", "KOs a bout",
+              "training frames", "training minutes", "policy kept at"]
+    rows = []
+    for (experiment, algo, policy), rs in groups.items():
+        rs.sort(key=lambda r: (r["seed"] is None, r["seed"] or 0))
+        outs = [r["data"]["overall"] for r in rs]
+        ns = [int(o["episodes"]) for o in outs]
+        ks = [round(float(o["success_rate"]) * n) for o, n in zip(outs, ns)]
+        low, high = wilson_interval(sum(ks), sum(ns))
+        each = " / ".join(f"{k}/{n}" for k, n in zip(ks, ns))
+        won = f"{sum(ks) / sum(ns):.2f} ({sum(ks)}/{sum(ns)}; {low:.2f}-{high:.2f})"
+        margins = [float(o["return"]["mean"]) for o in outs]
+        kos = [o.get("kos", {}).get("mean") if isinstance(o.get("kos"), dict) else None for o in outs]
+
+        def per_seed(values, fmt):
+            vals = [v for v in values if isinstance(v, (int, float))]
+            if not vals:
+                return "-"
+            if len(vals) == 1:
+                return format(vals[0], fmt)
+            return f"**{format(float(np.mean(vals)), fmt)}** ({' / '.join(format(v, fmt) for v in vals)})"
+
+        def from_meta(f, rs=rs):
+            return " / ".join(v if v is not None else "-" for v in (f(r["meta"]) for r in rs))
+
+        frames = from_meta(lambda m: f"{m['frames'] / 1e6:.2f}M" if isinstance(m.get("frames"), (int, float))
+                           else None)
+        minutes = from_meta(lambda m: f"{m['train_seconds'] / 60:.0f}" if isinstance(m.get("train_seconds"),
+                                                                                        (int, float)) else None)
+        kept = "end" if policy == "final" else from_meta(
+            lambda m: f"{m['best']['frames'] / 1e6:.2f}M" if isinstance(m.get("best"), dict)
+            and isinstance(m["best"].get("frames"), (int, float)) else None)
+        rows.append([f"{experiment} ({algo})", policy, ", ".join(_fmt(r["seed"]) for r in rs),
+                     "/".join(sorted({_fmt(r["data"].get("seed")) for r in rs})),
+                     f"**{won}** ({each})" if len(rs) > 1 else won, per_seed(margins, ".1f"),
+                     per_seed(kos, ".2f"), frames, minutes, kept])
+    if args.random:
+        random = read_json_file(root / args.random, "random-policy result", "Write it with `.venv/bin/python "
+                                "scripts/random_policy.py EXPERIMENT --json > FILE`.")
+        m = random.get("mean") if isinstance(random, dict) else None
+        n = int(random.get("episodes") or 0) if isinstance(random, dict) else 0
+        if not isinstance(m, dict) or not isinstance(m.get("win_rate"), (int, float)) or n <= 0:
+            raise UserError(f"report: {args.random} holds JSON but not scripts/random_policy.py's output.")
+        k = round(m["win_rate"] * n)
+        low, high = wilson_interval(k, n)
+        rows.append(["random policy", "uniform", "-", "-", f"{k / n:.2f} ({k}/{n}; {low:.2f}-{high:.2f})",
+                     _fmt(m.get("return")), _fmt(m.get("kos")), "-", "-", "-"])
+    return _table(header, rows)
 
 
 def fights_block(args, root: Path, plots: bool = True) -> str:
@@ -274,7 +367,7 @@ def fights_block(args, root: Path, plots: bool = True) -> str:
 
 
 KINDS = {"compare": compare_block, "runs": runs_block, "bench": bench_block, "evals": evals_block,
-         "fights": fights_block}
+         "fights": fights_block, "bouts": bouts_block}
 
 
 def render(command: str, root: Path, plots: bool = True) -> str:

@@ -448,3 +448,59 @@ def test_a_best_policy_that_is_the_final_one_is_stored_once_and_still_read_as_be
     # a list with a folder that is no recorded run touches nothing
     monkeypatch.setattr(sys, "argv", ["record_run.py", "--dedupe-best", str(rec), str(tmp_path)])
     assert record_run.main() == 2 and "not a recorded run" in capsys.readouterr().err
+
+
+def test_a_bouts_block_pools_fresh_evaluations_by_policy_and_names_the_training_behind_each(tmp_path, capsys):
+    from experiments.evaluate import results, wilson_interval
+    from wrappers.settings import EnvSpec
+
+    spec = EnvSpec(game="Boxing-Atari2600", state="Start", profile="boxing", sticky_prob=0.25)
+    res = tmp_path / "results"
+    files = []
+    for seed, won, policy in [(1, 18, "final"), (2, 15, "final"), (2, 9, "best")]:
+        run = res / "box_ppo" / f"ppo-s{seed}"
+        if not run.exists():
+            fake_run(res, "box_ppo", seed, {0: 0, 200_000: 0}, game="Boxing-Atari2600", state="Start")
+            meta = json.loads((run / "meta.json").read_text())
+            (run / "meta.json").write_text(json.dumps({**meta, "train_seconds": 600.0 * seed,
+                                                       "best": {"frames": 150_000, "metric": "eval/win_rate"}}))
+        eps = [{"r": float(seed * (i < won)), "progress": 0.0, "success": i < won, "frames": 7000 + i,
+                "state": "Start", "reason": "bout_over", "kos": float(i == 0)} for i in range(20)]
+        # an evaluation names the folder it read: here a training machine's runs/, not the record
+        out = results(eps, {}, spec, False, run=f"/elsewhere/runs/box_ppo/{run.name}", agent="x", checkpoint=policy,
+                      algo="ppo", states=["Start"], seed=1)
+        files.append(f"{policy}{seed}.json")
+        (tmp_path / files[-1]).write_text(json.dumps(out))
+    (res / "random.json").write_text(json.dumps({"episodes": 20, "mean": {"return": 0.8, "win_rate": 0.65,
+                                                                          "kos": 0.0}, "return_std": 5.7}))
+    doc = tmp_path / "r.md"
+    doc.write_text(f"<!-- report: bouts {' '.join(files)} --random results/random.json -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    lines = doc.read_text().splitlines()
+    final = next(line for line in lines if line.startswith("| box_ppo (ppo) | final"))
+    low, high = wilson_interval(33, 40)
+    assert f"| 1, 2 | 1 | **0.82 (33/40; {low:.2f}-{high:.2f})** (18/20 / 15/20) |" in final, final
+    assert "| **1.2** (0.9 / 1.5) |" in final  # margins: seed x wins / 20
+    assert final.endswith("| 0.20M / 0.20M | 10 / 20 | end |"), final
+    best = next(line for line in lines if line.startswith("| box_ppo (ppo) | best"))
+    assert "| 2 | 1 | 0.45 (9/20;" in best and best.endswith("| 0.20M | 20 | 0.15M |"), best
+    assert any(line.startswith("| random policy | uniform | - | - | 0.65 (13/20; 0.43-0.82) | 0.8 |") for line in lines)
+    # a file that is not an evaluation is refused in one paragraph
+    (tmp_path / "final1.json").write_text(json.dumps({"fps": 1.0}))
+    capsys.readouterr()
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "final1.json is not an evaluation's results.json" in err and "Traceback" not in err
+
+
+def test_a_fights_block_calls_neat_greedy_whatever_its_file_says(tmp_path):
+    res = tmp_path / "results"
+    run = fake_run(res, "box_neat", 1, {0: 0, 100: 0}, agent={"algo": "neat"}, game="Boxing-Atari2600",
+                   state="Start", eval={"deterministic": False})
+    (run / "eval" / "history.jsonl").write_text(json.dumps(
+        {"frames": 100, "return": 1.0, "win_rate": 0.5, "episodes": [{"r": 1.0}, {"r": -1.0}]}) + "\n")
+    doc = tmp_path / "r.md"
+    doc.write_text("<!-- report: fights results/box_neat -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    row = next(line for line in doc.read_text().splitlines() if line.startswith("| box_neat (neat)"))
+    assert "| greedy, 2 bouts |" in row, row
