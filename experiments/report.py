@@ -48,8 +48,15 @@ from experiments.errors import UserError
 BLOCK = re.compile(r"^(<!-- report: (?P<cmd>[^\n]*?) -->\n)(?P<body>.*?)(<!-- /report -->)", re.S | re.M)
 
 
+class _BlockParser(argparse.ArgumentParser):
+    """An argument parser that raises instead of printing its usage and exiting: a bad block is one error."""
+
+    def error(self, message: str):
+        raise argparse.ArgumentError(None, f"{message}; the block reads: {self.format_usage().strip()}")
+
+
 def _parser(kind: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"report {kind}", add_help=False, exit_on_error=False)
+    p = _BlockParser(prog=f"report {kind}", add_help=False, exit_on_error=False)
     p.add_argument("paths", nargs="+")
     if kind in ("compare", "runs"):
         p.add_argument("--metric", default="eval/progress")

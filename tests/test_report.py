@@ -79,6 +79,12 @@ def test_a_bad_block_is_one_paragraph(tmp_path, capsys):
     doc.write_text("<!-- report: compare results/none --at 5 --window -->\n<!-- /report -->\n")
     assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
     assert "cannot read the block" in capsys.readouterr().err
+    # an option another kind takes is one error naming what this kind reads, not argparse's usage and exit
+    doc.write_text("<!-- report: bouts e.json --window 3 -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --window" in err and "report bouts [--random RANDOM]" in err, err
+    assert err.lstrip().startswith("error: report: cannot read the block") and err.count("usage:") == 1, err
     doc.write_bytes(b"\x00\xbb" + bytes(range(256)))
     for args in ([str(doc)], [str(doc), "--check"], [str(tmp_path)]):
         assert main(["report", *args, "--root", str(tmp_path)]) == 2
