@@ -281,13 +281,30 @@ def _run_of(root: Path, data: dict) -> tuple[str, str, dict]:
     return run.parent.name, run.name, meta
 
 
+def _read_random(root: Path, p: str) -> dict:
+    """scripts/random_policy.py's --json output, checked for what the tables read from it."""
+    from wrappers.errors import read_json_file
+
+    random = read_json_file(root / p, "random-policy result", "Write it with `.venv/bin/python "
+                            "scripts/random_policy.py EXPERIMENT --json > FILE`.")
+    m = random.get("mean") if isinstance(random, dict) else None
+    n = random.get("episodes") if isinstance(random, dict) else None
+    used = ("return", "win_rate", "points_for", "points_against", "kos")
+    if (not isinstance(m, dict) or not all(isinstance(m.get(k, 0.0), (int, float)) for k in used)
+            or not isinstance(n, int) or isinstance(n, bool) or n <= 0
+            or not isinstance(random.get("return_std", 0.0), (int, float))):
+        raise UserError(f"report: {p} holds JSON but not scripts/random_policy.py's output (a count of episodes "
+                        "and their mean figures). Write it with `.venv/bin/python scripts/random_policy.py "
+                        "EXPERIMENT --json > FILE`.")
+    return random
+
+
 def bouts_block(args, root: Path, plots: bool = True) -> str:
     """The ``bouts`` block: evaluations of fighters pooled over seeds, one row per experiment, algorithm and
     policy (final or best): the bouts won out of all with a 95% Wilson interval and each seed's count, the
     margin, the knock-outs a bout, and the training that made each policy (frames, minutes; for a best policy
     the frames it was kept at), then the random policy's line."""
     from experiments.evaluate import wilson_interval
-    from wrappers.errors import read_json_file
 
     groups: dict[tuple, list] = {}
     for p in args.paths:
@@ -295,12 +312,19 @@ def bouts_block(args, root: Path, plots: bool = True) -> str:
         experiment, name, meta = _run_of(root, data)
         m = re.search(r"-s(\d+)-", name)
         seed = meta.get("seed", int(m.group(1)) if m else None)
-        key = (experiment, str(data.get("algo") or meta.get("algo") or "?"), str(data.get("checkpoint") or "?"))
-        groups.setdefault(key, []).append({"seed": seed, "data": data, "meta": meta})
+        # one line per policy and set of bouts: the same policy on other bouts (another env seed) is another line
+        key = (experiment, str(data.get("algo") or meta.get("algo") or "?"), str(data.get("checkpoint") or "?"),
+               _fmt(data.get("seed")))
+        group = groups.setdefault(key, [])
+        if any(r["name"] == name for r in group):
+            raise UserError(f"report: {p} is a second evaluation of {experiment}/{name}'s {key[2]} policy on the "
+                            f"same bouts (env seed {key[3]}) in one bouts block; pooling it would count that "
+                            "policy twice. Give each run's evaluation once.")
+        group.append({"seed": seed, "name": name, "data": data, "meta": meta})
     header = ["experiment", "policy", "seeds", "env seed", "bouts won (95% Wilson)", "margin", "KOs a bout",
               "training frames", "training minutes", "policy kept at"]
     rows = []
-    for (experiment, algo, policy), rs in groups.items():
+    for (experiment, algo, policy, env_seed), rs in groups.items():
         rs.sort(key=lambda r: (r["seed"] is None, r["seed"] or 0))
         outs = [r["data"]["overall"] for r in rs]
         ns = [int(o["episodes"]) for o in outs]
@@ -329,21 +353,19 @@ def bouts_block(args, root: Path, plots: bool = True) -> str:
         kept = "end" if policy == "final" else from_meta(
             lambda m: f"{m['best']['frames'] / 1e6:.2f}M" if isinstance(m.get("best"), dict)
             and isinstance(m["best"].get("frames"), (int, float)) else None)
-        rows.append([f"{experiment} ({algo})", policy, ", ".join(_fmt(r["seed"]) for r in rs),
-                     "/".join(sorted({_fmt(r["data"].get("seed")) for r in rs})),
+        rows.append([f"{experiment} ({algo})", policy, ", ".join(_fmt(r["seed"]) for r in rs), env_seed,
                      f"**{won}** ({each})" if len(rs) > 1 else won, per_seed(margins, ".1f"),
                      per_seed(kos, ".2f"), frames, minutes, kept])
     if args.random:
-        random = read_json_file(root / args.random, "random-policy result", "Write it with `.venv/bin/python "
-                                "scripts/random_policy.py EXPERIMENT --json > FILE`.")
-        m = random.get("mean") if isinstance(random, dict) else None
-        n = int(random.get("episodes") or 0) if isinstance(random, dict) else 0
-        if not isinstance(m, dict) or not isinstance(m.get("win_rate"), (int, float)) or n <= 0:
-            raise UserError(f"report: {args.random} holds JSON but not scripts/random_policy.py's output.")
-        k = round(m["win_rate"] * n)
-        low, high = wilson_interval(k, n)
-        rows.append(["random policy", "uniform", "-", "-", f"{k / n:.2f} ({k}/{n}; {low:.2f}-{high:.2f})",
-                     _fmt(m.get("return")), _fmt(m.get("kos")), "-", "-", "-"])
+        random = _read_random(root, args.random)
+        m, n = random["mean"], random["episodes"]
+        won = "-"
+        if "win_rate" in m:
+            k = round(m["win_rate"] * n)
+            low, high = wilson_interval(k, n)
+            won = f"{k / n:.2f} ({k}/{n}; {low:.2f}-{high:.2f})"
+        rows.append(["random policy", "uniform", "-", "-", won, _fmt(m.get("return")), _fmt(m.get("kos")), "-",
+                     "-", "-"])
     return _table(header, rows)
 
 
@@ -352,16 +374,10 @@ def fights_block(args, root: Path, plots: bool = True) -> str:
     it), with the random policy's line when ``--random`` names its JSON."""
     from experiments.fights import run_row, table
     from experiments.run import find_runs
-    from wrappers.errors import read_json_file
 
     missing = [p for p in args.paths if not (root / p).exists()]
     rows = [run_row(r, args.window) for r in find_runs([root / p for p in args.paths if (root / p).exists()])]
-    random = None
-    if args.random:
-        random = read_json_file(root / args.random, "random-policy result", "Write it with `.venv/bin/python "
-                                "scripts/random_policy.py EXPERIMENT --json > FILE`.")
-        if not isinstance(random, dict):
-            raise UserError(f"report: {args.random} holds JSON but not scripts/random_policy.py's output.")
+    random = _read_random(root, args.random) if args.random else None
     done = [r for r in rows if r["status"] == "finished"]
     out = [f"_Not in the record yet: {', '.join(missing)}._\n"] if missing else []
     if done or random:

@@ -272,6 +272,12 @@ def test_a_fights_block_pools_bouts_over_seeds_beside_the_random_policy(tmp_path
     capsys.readouterr()
     assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
     assert "random_policy.py" in capsys.readouterr().err
+    # and one whose figures are not numbers is refused the same way, not with a traceback
+    for bad in ({"episodes": "x", "mean": {"return": 0.8}}, {"episodes": 20, "mean": {"return": "0.8"}}):
+        (res / "random.json").write_text(json.dumps(bad))
+        assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "random_policy.py" in err and "Traceback" not in err, err
 
 
 def test_every_policy_in_the_record_loads_with_todays_code():
@@ -491,6 +497,12 @@ def test_a_bouts_block_pools_fresh_evaluations_by_policy_and_names_the_training_
     best = next(line for line in lines if line.startswith("| box_ppo (ppo) | best"))
     assert "| 2 | 1 | 0.45 (9/20;" in best and best.endswith("| 0.20M | 20 | 0.15M |"), best
     assert any(line.startswith("| random policy | uniform | - | - | 0.65 (13/20; 0.43-0.82) | 0.8 |") for line in lines)
+    # the same evaluation twice in one block would count its bouts twice
+    doc.write_text(f"<!-- report: bouts {files[0]} {files[1]} {files[0]} -->\n<!-- /report -->\n")
+    capsys.readouterr()
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
+    assert "count that policy twice" in capsys.readouterr().err
+    doc.write_text(f"<!-- report: bouts {' '.join(files)} --random results/random.json -->\n<!-- /report -->\n")
     # a file that is not an evaluation is refused in one paragraph
     (tmp_path / "final1.json").write_text(json.dumps({"fps": 1.0}))
     capsys.readouterr()
