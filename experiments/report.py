@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shlex
 from pathlib import Path
@@ -237,9 +238,10 @@ def _read_eval(root: Path, p: str) -> dict:
     try:
         data = json.loads(read_text_file(path, "evaluation", hint))
         o = data["overall"]
-        int(o["episodes"]), float(o["success_rate"]), float(o["return"]["mean"])
+        n, rate, margin = int(o["episodes"]), float(o["success_rate"]), float(o["return"]["mean"])
         low, high = o["success_interval"]
-        float(low), float(high)
+        if not (n > 0 and 0 <= rate <= 1 and math.isfinite(margin) and 0 <= float(low) <= float(high) <= 1):
+            raise ValueError(f"{n} episodes, success rate {rate}, return {margin}, interval {low}-{high}")
     except UserError:
         raise
     except (ValueError, KeyError, TypeError, RecursionError) as e:
@@ -290,7 +292,8 @@ def _read_random(root: Path, p: str) -> dict:
     m = random.get("mean") if isinstance(random, dict) else None
     n = random.get("episodes") if isinstance(random, dict) else None
     used = ("return", "win_rate", "points_for", "points_against", "kos")
-    if (not isinstance(m, dict) or not all(isinstance(m.get(k, 0.0), (int, float)) for k in used)
+    if (not isinstance(m, dict) or not all(isinstance(m.get(k, 0.0), (int, float)) and math.isfinite(m.get(k, 0.0))
+                                           for k in used) or not 0 <= m.get("win_rate", 0.0) <= 1
             or not isinstance(n, int) or isinstance(n, bool) or n <= 0
             or not isinstance(random.get("return_std", 0.0), (int, float))):
         raise UserError(f"report: {p} holds JSON but not scripts/random_policy.py's output (a count of episodes "
@@ -309,12 +312,18 @@ def bouts_block(args, root: Path, plots: bool = True) -> str:
     groups: dict[tuple, list] = {}
     for p in args.paths:
         data = _read_eval(root, p)
+        if not isinstance(data.get("run"), str) or not data["run"]:
+            raise UserError(f"report: {root / p} names no run it evaluated, so the bouts block cannot tell whose "
+                            "policy it is. Give the results.json that `retrodojo evaluate RUN` wrote.")
         experiment, name, meta = _run_of(root, data)
         m = re.search(r"-s(\d+)-", name)
-        seed = meta.get("seed", int(m.group(1)) if m else None)
-        # one line per policy and set of bouts: the same policy on other bouts (another env seed) is another line
-        key = (experiment, str(data.get("algo") or meta.get("algo") or "?"), str(data.get("checkpoint") or "?"),
-               _fmt(data.get("seed")))
+        seed = meta.get("seed") if isinstance(meta.get("seed"), int) else int(m.group(1)) if m else None
+        changed = ", ".join(f"{k} {v.get('evaluated')!r}" for k, v in sorted((data.get("env_overrides") or {}).items())
+                            if isinstance(v, dict))
+        # one line per policy and set of bouts: the same policy on other bouts (another env seed, or env
+        # settings changed for the evaluation) is another line
+        key = (experiment, str(data.get("algo") or meta.get("algo") or "?"),
+               str(data.get("checkpoint") or "?") + (f" ({changed})" if changed else ""), _fmt(data.get("seed")))
         group = groups.setdefault(key, [])
         if any(r["name"] == name for r in group):
             raise UserError(f"report: {p} is a second evaluation of {experiment}/{name}'s {key[2]} policy on the "
@@ -339,9 +348,10 @@ def bouts_block(args, root: Path, plots: bool = True) -> str:
             vals = [v for v in values if isinstance(v, (int, float))]
             if not vals:
                 return "-"
-            if len(vals) == 1:
+            if len(values) == 1:
                 return format(vals[0], fmt)
-            return f"**{format(float(np.mean(vals)), fmt)}** ({' / '.join(format(v, fmt) for v in vals)})"
+            each = " / ".join(format(v, fmt) if isinstance(v, (int, float)) else "-" for v in values)
+            return f"**{format(float(np.mean(vals)), fmt)}** ({each})"  # the mean of the seeds that have one
 
         def from_meta(f, rs=rs):
             return " / ".join(v if v is not None else "-" for v in (f(r["meta"]) for r in rs))
@@ -350,7 +360,7 @@ def bouts_block(args, root: Path, plots: bool = True) -> str:
                            else None)
         minutes = from_meta(lambda m: f"{m['train_seconds'] / 60:.0f}" if isinstance(m.get("train_seconds"),
                                                                                         (int, float)) else None)
-        kept = "end" if policy == "final" else from_meta(
+        kept = "end" if policy.startswith("final") else from_meta(
             lambda m: f"{m['best']['frames'] / 1e6:.2f}M" if isinstance(m.get("best"), dict)
             and isinstance(m["best"].get("frames"), (int, float)) else None)
         rows.append([f"{experiment} ({algo})", policy, ", ".join(_fmt(r["seed"]) for r in rs), env_seed,
@@ -364,8 +374,10 @@ def bouts_block(args, root: Path, plots: bool = True) -> str:
             k = round(m["win_rate"] * n)
             low, high = wilson_interval(k, n)
             won = f"{k / n:.2f} ({k}/{n}; {low:.2f}-{high:.2f})"
-        rows.append(["random policy", "uniform", "-", "-", won, _fmt(m.get("return")), _fmt(m.get("kos")), "-",
-                     "-", "-"])
+        env_seed = random.get("env_seed")
+        rows.append(["random policy", "uniform", "-", _fmt(env_seed) if isinstance(env_seed, int) else "training's",
+                     won, f"{m['return']:.1f}" if "return" in m else "-",
+                     f"{m['kos']:.2f}" if "kos" in m else "-", "-", "-", "-"])
     return _table(header, rows)
 
 

@@ -3,7 +3,8 @@
     .venv/bin/python scripts/random_policy.py configs/experiments/boxing_ppo.yaml --episodes 20 [--json]
 
 Plays the experiment's eval env (same states, same env seed, sticky actions included) with actions drawn
-uniformly from its action space, and prints the same means `retrodojo evaluate` prints.
+uniformly from its action space, and prints the same means `retrodojo evaluate` prints. ``--env-seed N``
+plays the fresh episodes that `retrodojo evaluate RUN --seed N` plays.
 """
 
 from __future__ import annotations
@@ -32,14 +33,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("experiment")
     ap.add_argument("--episodes", type=int, default=20)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="the random actions' seed")
+    ap.add_argument("--env-seed", type=int, help="the env's seed, as `retrodojo evaluate --seed`: fresh episodes "
+                                                 "(default: the fixed seed of the evaluations in training)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     from experiments.evaluate import Evaluator
     from experiments.spec import load_spec
 
     spec = load_spec(args.experiment)
-    ev = Evaluator(spec.env_spec(), args.episodes, spec.eval_states(), local=True)
+    ev = Evaluator(spec.env_spec(), args.episodes, spec.eval_states(), local=True, seed=args.env_seed)
     try:
         venv = ev._env()
         result = ev.run(RandomPolicy(venv.action_space, args.seed))
@@ -48,7 +51,7 @@ def main() -> None:
     returns = [e["r"] for e in result["episodes"]]
     # the game and states say which task this is the baseline of (`retrodojo compare --baseline random=FILE`)
     out = {"experiment": spec.name, "game": spec.game, "state": spec.state, "states": spec.states,
-           "episodes": args.episodes, "mean": result["mean"],
+           "episodes": args.episodes, "env_seed": args.env_seed, "mean": result["mean"],
            "return_std": float(np.std(returns)), "returns": returns}
     print(json.dumps(out, indent=2) if args.json else
           f"{spec.name}: random policy over {args.episodes} episodes: " +

@@ -469,7 +469,9 @@ def test_a_bouts_block_pools_fresh_evaluations_by_policy_and_names_the_training_
     spec = EnvSpec(game="Boxing-Atari2600", state="Start", profile="boxing", sticky_prob=0.25)
     res = tmp_path / "results"
     files = []
-    for seed, won, policy in [(1, 18, "final"), (2, 15, "final"), (2, 9, "best")]:
+    for seed, won, policy, env_seed, changed in [(1, 18, "final", 1, None), (2, 15, "final", 1, None),
+                                                 (2, 9, "best", 1, None), (1, 11, "final", 2, None),
+                                                 (1, 20, "final", 1, {"saved": 0.25, "evaluated": 0.0})]:
         run = res / "box_ppo" / f"ppo-s{seed}"
         if not run.exists():
             fake_run(res, "box_ppo", seed, {0: 0, 200_000: 0}, game="Boxing-Atari2600", state="Start")
@@ -477,38 +479,48 @@ def test_a_bouts_block_pools_fresh_evaluations_by_policy_and_names_the_training_
             (run / "meta.json").write_text(json.dumps({**meta, "train_seconds": 600.0 * seed,
                                                        "best": {"frames": 150_000, "metric": "eval/win_rate"}}))
         eps = [{"r": float(seed * (i < won)), "progress": 0.0, "success": i < won, "frames": 7000 + i,
-                "state": "Start", "reason": "bout_over", "kos": float(i == 0)} for i in range(20)]
+                "state": "Start", "reason": "bout_over", "metrics": {"kos": float(i < 2 * seed - 1)}}
+               for i in range(20)]
         # an evaluation names the folder it read: here a training machine's runs/, not the record
         out = results(eps, {}, spec, False, run=f"/elsewhere/runs/box_ppo/{run.name}", agent="x", checkpoint=policy,
-                      algo="ppo", states=["Start"], seed=1)
-        files.append(f"{policy}{seed}.json")
+                      algo="ppo", states=["Start"], seed=env_seed,
+                      env_overrides={"sticky_prob": changed} if changed else {})
+        files.append(f"{policy}{seed}-{env_seed}{'-greedy' if changed else ''}.json")
         (tmp_path / files[-1]).write_text(json.dumps(out))
-    (res / "random.json").write_text(json.dumps({"episodes": 20, "mean": {"return": 0.8, "win_rate": 0.65,
-                                                                          "kos": 0.0}, "return_std": 5.7}))
+    (res / "random.json").write_text(json.dumps({"episodes": 20, "env_seed": 1, "return_std": 5.7,
+                                                 "mean": {"return": 0.8, "win_rate": 0.65, "kos": 0.0}}))
     doc = tmp_path / "r.md"
     doc.write_text(f"<!-- report: bouts {' '.join(files)} --random results/random.json -->\n<!-- /report -->\n")
     assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
     lines = doc.read_text().splitlines()
-    final = next(line for line in lines if line.startswith("| box_ppo (ppo) | final"))
+    final = next(line for line in lines if line.startswith("| box_ppo (ppo) | final | 1, 2 |"))
     low, high = wilson_interval(33, 40)
     assert f"| 1, 2 | 1 | **0.82 (33/40; {low:.2f}-{high:.2f})** (18/20 / 15/20) |" in final, final
     assert "| **1.2** (0.9 / 1.5) |" in final  # margins: seed x wins / 20
+    assert "| **0.10** (0.05 / 0.15) |" in final  # knock-outs a bout: 1 and 3 of 20
     assert final.endswith("| 0.20M / 0.20M | 10 / 20 | end |"), final
     best = next(line for line in lines if line.startswith("| box_ppo (ppo) | best"))
     assert "| 2 | 1 | 0.45 (9/20;" in best and best.endswith("| 0.20M | 20 | 0.15M |"), best
-    assert any(line.startswith("| random policy | uniform | - | - | 0.65 (13/20; 0.43-0.82) | 0.8 |") for line in lines)
+    # the same policy on other bouts, or with the env changed for its evaluation, is a line of its own
+    assert any(line.startswith("| box_ppo (ppo) | final | 1 | 2 | 0.55 (11/20;") for line in lines), lines
+    assert any(line.startswith("| box_ppo (ppo) | final (sticky_prob 0.0) | 1 | 1 | 1.00 (20/20;") for line in lines)
+    assert sum(line.startswith("| box_ppo") for line in lines) == 4
+    assert any(line.startswith("| random policy | uniform | - | 1 | 0.65 (13/20; 0.43-0.82) | 0.8 | 0.00 |")
+               for line in lines)
     # the same evaluation twice in one block would count its bouts twice
     doc.write_text(f"<!-- report: bouts {files[0]} {files[1]} {files[0]} -->\n<!-- /report -->\n")
     capsys.readouterr()
     assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
     assert "count that policy twice" in capsys.readouterr().err
-    doc.write_text(f"<!-- report: bouts {' '.join(files)} --random results/random.json -->\n<!-- /report -->\n")
-    # a file that is not an evaluation is refused in one paragraph
-    (tmp_path / "final1.json").write_text(json.dumps({"fps": 1.0}))
-    capsys.readouterr()
-    assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
-    err = " ".join(capsys.readouterr().err.split())
-    assert "final1.json is not an evaluation's results.json" in err and "Traceback" not in err
+    # a file that is not an evaluation, or one with no bouts or no rate, is refused in one paragraph
+    doc.write_text(f"<!-- report: bouts {files[0]} -->\n<!-- /report -->\n")
+    good = json.loads((tmp_path / files[0]).read_text())
+    for bad in ({"fps": 1.0}, {**good, "overall": {**good["overall"], "episodes": 0}},
+                {**good, "overall": {**good["overall"], "success_rate": float("nan")}}, {**good, "run": None}):
+        (tmp_path / files[0]).write_text(json.dumps(bad))
+        assert main(["report", str(doc), "--root", str(tmp_path)]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert files[0] in err and "results.json" in err and "Traceback" not in err, err
 
 
 def test_a_fights_block_calls_neat_greedy_whatever_its_file_says(tmp_path):
