@@ -62,17 +62,21 @@ def _cell(values, fmt: str) -> str:
     return f"**{format(float(np.mean(vals)), fmt)}** ({each})" if len(vals) > 1 else each
 
 
-def _wins(rs: list[dict]) -> str:
-    """Win rate over every seed's last evaluation: K/N bouts, its Wilson interval, each seed's k/n."""
+def wins_cell(k: int, n: int) -> str:
+    """``k`` bouts won of ``n`` as a table cell: the rate, K/N and its 95% Wilson interval."""
     from experiments.evaluate import wilson_interval
 
+    low, high = wilson_interval(k, n)
+    return f"{k / n:.2f} ({k}/{n}; {low:.2f}-{high:.2f})"
+
+
+def _wins(rs: list[dict]) -> str:
+    """Win rate over every seed's last evaluation: K/N bouts, its Wilson interval, each seed's k/n."""
     have = [r for r in rs if r["eval_wins"] is not None and r["eval_bouts"]]
     if not have:
         return _cell([r["eval_win_rate"] for r in rs], ".2f")
-    k, n = sum(r["eval_wins"] for r in have), sum(r["eval_bouts"] for r in have)
-    low, high = wilson_interval(k, n)
     each = " / ".join(f"{r['eval_wins']}/{r['eval_bouts']}" for r in have)
-    pooled = f"{k / n:.2f} ({k}/{n}; {low:.2f}-{high:.2f})"
+    pooled = wins_cell(sum(r["eval_wins"] for r in have), sum(r["eval_bouts"] for r in have))
     return f"**{pooled}** ({each})" if len(have) > 1 else pooled
 
 
@@ -98,16 +102,9 @@ def table(rows: list[dict], random: dict | None, window: float) -> str:
                      f"{_wins(rs)} | {_cell([r['train_margin'] for r in rs], '.1f')} | "
                      f"{_cell([r['train_win_rate'] for r in rs], '.2f')} | {pts or '-'} |")
     if random:
-        from experiments.evaluate import wilson_interval
-
         m, n = random.get("mean") or {}, int(random.get("episodes") or 0)
         rate = m.get("win_rate")
-        if isinstance(rate, (int, float)) and n:
-            k = round(rate * n)
-            low, high = wilson_interval(k, n)
-            wins = f"{rate:.2f} ({k}/{n}; {low:.2f}-{high:.2f})"
-        else:
-            wins = "-"
+        wins = wins_cell(round(rate * n), n) if isinstance(rate, (int, float)) and n else "-"
         lines.append(f"| random policy | - | - | - | uniform, {n} bouts | {m.get('return', float('nan')):.1f} "
                      f"(std {random.get('return_std', float('nan')):.1f}) | {wins} | - | - | "
                      f"{m.get('points_for', 0):.0f} / {-m.get('points_against', 0):.0f} |")

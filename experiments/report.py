@@ -307,7 +307,7 @@ def bouts_block(args, root: Path, plots: bool = True) -> str:
     policy (final or best): the bouts won out of all with a 95% Wilson interval and each seed's count, the
     margin, the knock-outs a bout, and the training that made each policy (frames, minutes; for a best policy
     the frames it was kept at), then the random policy's line."""
-    from experiments.evaluate import wilson_interval
+    from experiments.fights import wins_cell
 
     groups: dict[tuple, list] = {}
     for p in args.paths:
@@ -338,9 +338,8 @@ def bouts_block(args, root: Path, plots: bool = True) -> str:
         outs = [r["data"]["overall"] for r in rs]
         ns = [int(o["episodes"]) for o in outs]
         ks = [round(float(o["success_rate"]) * n) for o, n in zip(outs, ns)]
-        low, high = wilson_interval(sum(ks), sum(ns))
         each = " / ".join(f"{k}/{n}" for k, n in zip(ks, ns))
-        won = f"{sum(ks) / sum(ns):.2f} ({sum(ks)}/{sum(ns)}; {low:.2f}-{high:.2f})"
+        won = wins_cell(sum(ks), sum(ns))
         margins = [float(o["return"]["mean"]) for o in outs]
         kos = [o.get("kos", {}).get("mean") if isinstance(o.get("kos"), dict) else None for o in outs]
 
@@ -369,11 +368,7 @@ def bouts_block(args, root: Path, plots: bool = True) -> str:
     if args.random:
         random = _read_random(root, args.random)
         m, n = random["mean"], random["episodes"]
-        won = "-"
-        if "win_rate" in m:
-            k = round(m["win_rate"] * n)
-            low, high = wilson_interval(k, n)
-            won = f"{k / n:.2f} ({k}/{n}; {low:.2f}-{high:.2f})"
+        won = wins_cell(round(m["win_rate"] * n), n) if "win_rate" in m else "-"
         env_seed = random.get("env_seed")
         rows.append(["random policy", "uniform", "-", _fmt(env_seed) if isinstance(env_seed, int) else "training's",
                      won, f"{m['return']:.1f}" if "return" in m else "-",
