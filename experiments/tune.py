@@ -283,7 +283,14 @@ def tune(path: str | Path, trials: int, runs_dir: str | Path = "runs", storage: 
             s.optimize(objective, n_trials=trials, catch=(), callbacks=[objective.release])
         finally:
             objective.release()
-    report(spec, data, make_study(spec, folder, storage, name, sampler, pruner), folder)
+    # processes sharing the study each write the report at their end: one at a time, each from the study as
+    # it is then, so the last report written holds every trial finished before it
+    lock = _take_lock(folder / ".report.lock", wait=True) if fcntl is not None else None
+    try:
+        report(spec, data, make_study(spec, folder, storage, name, sampler, pruner), folder)
+    finally:
+        if lock is not None:
+            lock.close()
     return folder
 
 
@@ -333,7 +340,8 @@ def report(spec: ExperimentSpec, data: dict, study, folder: Path) -> dict:
     best_data = with_values(copy.deepcopy(data), best.params)
     best_data["description"] = (f"{data.get('description', '')} Tuned by retrodojo tune (study {study.study_name}, "
                                 f"trial {best.number}: {spec.tune.metric} {best.value:.4g}).").strip()
-    (folder / "best.yaml").write_text(yaml.safe_dump(best_data, sort_keys=False, default_flow_style=None, width=110))
+    _write_atomic(folder / "best.yaml",
+                  yaml.safe_dump(best_data, sort_keys=False, default_flow_style=None, width=110))
     out.update(best_trial=best.number, best_value=best.value, best_params=best.params,
                best_run=best.user_attrs.get("run"))
     import warnings
@@ -360,16 +368,26 @@ def _write_trials_csv(study, path: Path) -> None:
     it retries (one whose process died) (written here rather than with ``study.trials_dataframe()``, which
     needs pandas)."""
     import csv
+    import io
 
-    names = sorted({k for t in study.trials for k in t.params})
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["number", "state", "value", "seconds", *(f"params_{n}" for n in names), "seed", "run",
-                    "retry_of"])
-        for t in study.trials:
-            seconds = (t.datetime_complete - t.datetime_start).total_seconds() \
-                if t.datetime_complete and t.datetime_start else ""
-            history = t.system_attrs.get("retry_history") or [""]
-            w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
-                        f"{seconds:.1f}" if seconds != "" else "", *(t.params.get(n, "") for n in names),
-                        t.user_attrs.get("seed", ""), t.user_attrs.get("run", ""), history[-1]])
+    trials = study.trials  # one read of the storage: the rows and the columns agree
+    names = sorted({k for t in trials for k in t.params})
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    w.writerow(["number", "state", "value", "seconds", *(f"params_{n}" for n in names), "seed", "run", "retry_of"])
+    for t in trials:
+        seconds = (t.datetime_complete - t.datetime_start).total_seconds() \
+            if t.datetime_complete and t.datetime_start else ""
+        history = t.system_attrs.get("retry_history") or [""]
+        w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
+                    f"{seconds:.1f}" if seconds != "" else "", *(t.params.get(n, "") for n in names),
+                    t.user_attrs.get("seed", ""), t.user_attrs.get("run", ""), history[-1]])
+    _write_atomic(path, f.getvalue())
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a report file by renaming a complete temporary one into place: a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)

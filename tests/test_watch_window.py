@@ -201,16 +201,20 @@ def test_replay_watch_pauses_steps_speeds_up_and_quits(xserver, movie):
     rc, out = shown.end()
     assert rc == 0, out
     played = int(out.split("frames shown")[0].split()[-1].replace(",", ""))
-    assert 15 <= played <= 180 and "(window closed)" in out, out
+    assert 3 < played < len(frames) - 1 and "(window closed)" in out, out  # space played on, q stopped it
     assert shown.windows() == []
-    # as fast as possible ("0"), the movie plays to its end in far less than its 4 s, and the window closes
-    shown = Shown(xserver, ["replay", str(path), "--watch"], SDL_AUDIODRIVER="dummy")
+    # as fast as possible ("0"), the movie plays to its end in less than the 4 s 1x takes, and the window closes
+    shown = Shown(xserver, ["replay", str(path), "--watch", "--paused"], SDL_AUDIODRIVER="dummy")
     shown.window()
-    t0 = time.monotonic()
     shown.key("0")
+    t0 = time.monotonic()
+    shown.key("space")
+    while shown.windows() and time.monotonic() - t0 < 60:
+        time.sleep(0.05)
+    took = time.monotonic() - t0
     rc, out = shown.end()
     assert rc == 0 and f"{len(frames) - 1} frames shown" in out and "(window closed)" not in out, out
-    assert time.monotonic() - t0 < 3.5
+    assert took < (len(frames) - 1) / 60, f"{took:.2f} s: played at 1x, not as fast as possible"
     assert "sound on" in out, out  # SDL's dummy driver is an audio device: the sound path ran
 
 
@@ -264,8 +268,10 @@ def test_evaluate_watch_shows_the_policys_episode_frame_by_frame(xserver, neat_r
     shown.key("n")  # the next episode starts, paused, from Level1-1 again
     assert shown.shows(level_start)
     shown.key("space")
-    time.sleep(1.0)
-    assert not np.array_equal(shown.picture(level_start.shape), level_start.repeat(SCALE, 0).repeat(SCALE, 1))
+    end, start = time.monotonic() + 15, level_start.repeat(SCALE, 0).repeat(SCALE, 1)
+    while np.array_equal(shown.picture(level_start.shape), start) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert not np.array_equal(shown.picture(level_start.shape), start), "space did not play the episode on"
     shown.key("q")
     rc, out = shown.end()
     assert rc == 0, out
@@ -305,11 +311,12 @@ def test_train_watch_shows_env_0_live_and_closing_it_leaves_training(xserver, tm
     while shown.windows() and time.monotonic() < end:
         time.sleep(0.2)
     assert shown.windows() == [], "q did not close the window"
-    assert shown.proc.poll() is None, "closing the window stopped the run"
     rc, out = shown.end()
     assert rc == 0, out
     m = meta(one_run(runs))
+    # closing the window did not stop the run: it trained on to its time budget
     assert m["status"] == "finished" and m["frames"] > 0, m
+    assert m.get("end_message") == "time budget of 0.4 min reached" and m["train_seconds"] >= 24, m
 
 
 @pytest.mark.slow
@@ -329,10 +336,14 @@ def test_play_keyboard_moves_mario_saves_a_state_and_records_a_movie(xserver, tm
     time.sleep(2.0)
     shown.xdo("keyup", "Right")
     shown.key("F12")  # pause: the window holds the frame the emulator is at
-    time.sleep(0.5)
-    paused = shown.picture(level_start.shape)
-    time.sleep(0.5)
-    assert np.array_equal(shown.picture(level_start.shape), paused), "F12 did not pause"
+    # 1-1's clock changes every 24 frames (0.4 s): a game still running never shows one picture 0.5 s apart
+    end, paused, held = time.monotonic() + 15, None, False
+    while not held and time.monotonic() < end:
+        before = shown.picture(level_start.shape)
+        time.sleep(0.5)
+        paused = shown.picture(level_start.shape)
+        held = np.array_equal(before, paused)
+    assert held, "F12 did not pause"
     shown.key("F1")
     state_file = roms.store_dir() / roms.canonical_game("SuperMarioBros-Nes") / "watchtest-1.state"
     end = time.monotonic() + 10
