@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -283,15 +284,22 @@ def tune(path: str | Path, trials: int, runs_dir: str | Path = "runs", storage: 
             s.optimize(objective, n_trials=trials, catch=(), callbacks=[objective.release])
         finally:
             objective.release()
-    # processes sharing the study each write the report at their end: one at a time, each from the study as
-    # it is then, so the last report written holds every trial finished before it
+    write_report(spec, data, lambda: make_study(spec, folder, storage, name, sampler, pruner), folder)
+    return folder
+
+
+def write_report(spec: ExperimentSpec, data: dict, open_study: Callable[[], Any], folder: Path) -> dict:
+    """:func:`report` of the study ``open_study()`` reads, holding the study folder's report lock.
+
+    Processes sharing a study each write the report at their end: one at a time, each reading the study only
+    once it holds the lock, so the last report written holds every trial finished before it.
+    """
     lock = _take_lock(folder / ".report.lock", wait=True) if fcntl is not None else None
     try:
-        report(spec, data, make_study(spec, folder, storage, name, sampler, pruner), folder)
+        return report(spec, data, open_study(), folder)
     finally:
         if lock is not None:
             lock.close()
-    return folder
 
 
 def _trial_task(data: dict, source: str, folder: str, storage: str | None, name: str, sampler: str,

@@ -104,6 +104,29 @@ def test_a_pruned_trial_stops_with_a_checkpoint(tmp_path):
     assert any((run / "checkpoints").iterdir())  # resumable like any stopped run
 
 
+def test_the_report_reads_the_study_and_writes_only_under_the_lock(tmp_path, monkeypatch):
+    """Two processes sharing a study: the one that reads it first must not write over a newer report."""
+    import experiments.tune as tune
+
+    folder = tmp_path / "study"
+    folder.mkdir()
+    held = []
+
+    def opened():  # the study is read only once the lock is held
+        held.append(("open", tune._take_lock(folder / ".report.lock") is None))
+
+    def fake_report(spec, data, study, folder_):
+        held.append(("report", tune._take_lock(folder_ / ".report.lock") is None))
+        return {}
+
+    monkeypatch.setattr(tune, "report", fake_report)
+    assert tune.write_report(None, {}, opened, folder) == {}
+    assert held == [("open", True), ("report", True)]
+    free = tune._take_lock(folder / ".report.lock")  # and let go after
+    assert free is not None
+    free.close()
+
+
 def test_a_resolved_spec_with_a_tune_section_loads_again(tmp_path):
     """config.yaml of a run keeps the tune: section in the file's own words (float:, not float_range:)."""
     from experiments.spec import dump_spec, load_spec, parse_yaml, validate_spec
