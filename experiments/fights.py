@@ -1,9 +1,11 @@
 """The fight table: each fight experiment's last evaluation and training bouts, seeds side by side, beside a
 random policy on the same protocol.
 
-A row per experiment and algorithm (seeds pooled): frames; the last evaluation's score margin and win rate,
-with the bouts it stands on and a 95% Wilson interval over all of them; the training bouts (actions sampled
-from the policy as it learned) over the last ``window`` frames: margin, win rate, points landed and taken.
+A row per experiment and algorithm (seeds pooled; runs of one experiment whose agent or env settings differ,
+a file changed between them, get a row each, named by those settings): frames; the last evaluation's score
+margin and win rate, with the bouts it stands on and a 95% Wilson interval over all of them; the training
+bouts (actions sampled from the policy as it learned) over the last ``window`` frames: margin, win rate,
+points landed and taken.
 ``retrodojo report``'s ``fights`` block and ``scripts/fight_table.py`` print it.
 """
 
@@ -54,6 +56,50 @@ def run_row(run: Path, window: float) -> dict:
     return row
 
 
+#: Settings that say where a run ran, not what learned: runs that differ only there are seeds of one line.
+WHERE_IT_RAN = {"agent.device", "agent.torch_threads", "agent.workers", "agent.backend", "agent.ray_address",
+                "agent.ray_resources", "agent.record_champions"}
+
+
+def learner_settings(run: Path) -> dict[str, str]:
+    """A run's agent and env settings, flat (``agent.hyperparams.n_steps`` -> its value as JSON), read from its
+    config.yaml with today's defaults filled in for settings an older run's file does not name; {} when the
+    file is missing or does not validate (such a run is told apart by nothing)."""
+    import json
+
+    from experiments.compare import _config
+    from experiments.run import flatten
+    from experiments.spec import validate_spec
+
+    run = Path(run)
+    if not (run / "config.yaml").is_file():
+        return {}
+    data = _config(run)
+    try:
+        data = validate_spec(data, str(run / "config.yaml")).model_dump(mode="json")
+    except Exception:  # a config an older version wrote that today's schema refuses: read as written
+        return {}
+    flat = flatten({"agent": data.get("agent") or {}, "env": data.get("env") or {}})
+    return {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in flat.items()
+            if k not in WHERE_IT_RAN and not any(k.startswith(w + ".") for w in WHERE_IT_RAN)}
+
+
+def settings_apart(runs: list[Path]) -> list[str]:
+    """For runs that a table would pool (one experiment and algorithm), each run's label of the agent and env
+    settings in which the runs differ ("" for all when they agree), so a table gives each setting its line:
+    a file whose learner changed after some of its runs must not pool them with the new ones."""
+    settings = [learner_settings(r) for r in runs]
+    known = [s for s in settings if s]
+    keys = sorted({k for s in known for k in s if len({x.get(k) for x in known}) > 1})
+    if not keys:
+        return [""] * len(runs)
+
+    def short(key: str) -> str:
+        return key.removeprefix("agent.hyperparams.").removeprefix("agent.")
+
+    return [", ".join(f"{short(k)} {s.get(k, '-')}" for k in keys) if s else "" for s in settings]
+
+
 def _cell(values, fmt: str) -> str:
     vals = [v for v in values if v is not None]
     if not vals:
@@ -81,11 +127,15 @@ def _wins(rs: list[dict]) -> str:
 
 
 def table(rows: list[dict], random: dict | None, window: float) -> str:
-    """The markdown table, one line per experiment and algo (seeds pooled, each seed's value in brackets),
-    then the random policy's line."""
-    groups = defaultdict(list)
+    """The markdown table, one line per experiment, algo and set of learner settings (:func:`settings_apart`;
+    seeds pooled, each seed's value in brackets), then the random policy's line."""
+    by_name = defaultdict(list)
     for r in sorted(rows, key=lambda r: (str(r["experiment"]), r["seed"] or 0)):
-        groups[(r["experiment"], r["algo"])].append(r)
+        by_name[(r["experiment"], r["algo"])].append(r)
+    groups = defaultdict(list)  # and within a name, one line per set of learner settings
+    for (name, algo), rs in by_name.items():
+        for r, apart in zip(rs, settings_apart([Path(r["run"]) for r in rs])):
+            groups[(name, f"{algo}; {apart}" if apart else algo)].append(r)
     lines = [f"| experiment | seeds | frames | minutes | eval actions | eval: margin | eval: win rate (bouts; 95% "
              f"Wilson) | training bouts (last {window:,.0f} frames): margin | win rate | points landed / taken |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -303,13 +303,14 @@ def _read_random(root: Path, p: str) -> dict:
 
 
 def bouts_block(args, root: Path, plots: bool = True) -> str:
-    """The ``bouts`` block: evaluations of fighters pooled over seeds, one row per experiment, algorithm and
-    policy (final or best): the bouts won out of all with a 95% Wilson interval and each seed's count, the
-    margin, the knock-outs a bout, and the training that made each policy (frames, minutes; for a best policy
-    the frames it was kept at), then the random policy's line."""
-    from experiments.fights import wins_cell
+    """The ``bouts`` block: evaluations of fighters pooled over seeds, one row per experiment, algorithm,
+    policy (final or best) and set of learner settings (where runs of one experiment differ): the bouts won
+    out of all with a 95% Wilson interval and each seed's count, the margin, the knock-outs a bout, and the
+    training that made each policy (frames, minutes; for a best policy the frames it was kept at), then the
+    random policy's line."""
+    from experiments.fights import settings_apart, wins_cell
 
-    groups: dict[tuple, list] = {}
+    entries = []
     for p in args.paths:
         data = _read_eval(root, p)
         if not isinstance(data.get("run"), str) or not data["run"]:
@@ -324,12 +325,24 @@ def bouts_block(args, root: Path, plots: bool = True) -> str:
         # settings changed for the evaluation) is another line
         key = (experiment, str(data.get("algo") or meta.get("algo") or "?"),
                str(data.get("checkpoint") or "?") + (f" ({changed})" if changed else ""), _fmt(data.get("seed")))
+        entries.append((p, key, {"seed": seed, "name": name, "data": data, "meta": meta}))
+    # runs of one experiment whose learners differ (a file changed between them) are not seeds of one line
+    runs = {(k[0], k[1], e["name"]) for _, k, e in entries}
+    apart = {}
+    for experiment, algo in {(x, a) for x, a, _ in runs}:
+        names = sorted(n for x, a, n in runs if (x, a) == (experiment, algo))
+        labels = settings_apart([root / "results" / experiment / n for n in names])
+        apart.update({(experiment, algo, n): label for n, label in zip(names, labels)})
+    groups: dict[tuple, list] = {}
+    for p, key, entry in entries:
+        label = apart[(key[0], key[1], entry["name"])]
+        key = (key[0], f"{key[1]}; {label}" if label else key[1], *key[2:])
         group = groups.setdefault(key, [])
-        if any(r["name"] == name for r in group):
-            raise UserError(f"report: {p} is a second evaluation of {experiment}/{name}'s {key[2]} policy on the "
-                            f"same bouts (env seed {key[3]}) in one bouts block; pooling it would count that "
+        if any(r["name"] == entry["name"] for r in group):
+            raise UserError(f"report: {p} is a second evaluation of {key[0]}/{entry['name']}'s {key[2]} policy on "
+                            f"the same bouts (env seed {key[3]}) in one bouts block; pooling it would count that "
                             "policy twice. Give each run's evaluation once.")
-        group.append({"seed": seed, "name": name, "data": data, "meta": meta})
+        group.append(entry)
     header = ["experiment", "policy", "seeds", "env seed", "bouts won (95% Wilson)", "margin", "KOs a bout",
               "training frames", "training minutes", "policy kept at"]
     rows = []

@@ -534,3 +534,37 @@ def test_a_fights_block_calls_neat_greedy_whatever_its_file_says(tmp_path):
     assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
     row = next(line for line in doc.read_text().splitlines() if line.startswith("| box_neat (neat)"))
     assert "| greedy, 2 bouts |" in row, row
+
+
+def test_runs_of_one_experiment_whose_learner_changed_are_lines_of_their_own(tmp_path):
+    """A file whose agent settings changed after some of its runs (A2C's optimizer): the fights and bouts
+    tables give the old and the new runs a line each, named by the setting, and pool the rest as seeds."""
+    from experiments.evaluate import results
+    from wrappers.settings import EnvSpec
+
+    res = tmp_path / "results"
+    spec = EnvSpec(game="Boxing-Atari2600", state="Start", profile="boxing")
+    files = []
+    for seed, agent in [(1, {"algo": "a2c", "hyperparams": {"n_steps": 5}}),
+                        # where a run ran is not what learned: still a seed of the old line
+                        (2, {"algo": "a2c", "device": "cpu", "hyperparams": {"n_steps": 5}}),
+                        (3, {"algo": "a2c", "hyperparams": {"n_steps": 5, "rms_prop_tf_like": True}})]:
+        run = fake_run(res, "box_a2c", seed, {0: 0, 100: 0}, agent=agent, game="Boxing-Atari2600", state="Start")
+        (run / "eval" / "history.jsonl").write_text(json.dumps(
+            {"frames": 100, "return": 1.0, "win_rate": 0.5, "episodes": [{"r": 1.0}, {"r": -1.0}]}) + "\n")
+        eps = [{"r": 1.0, "progress": 0.0, "success": i < seed, "frames": 7000, "state": "Start",
+                "reason": "bout_over", "metrics": {}} for i in range(4)]
+        out = results(eps, {}, spec, False, run=f"/elsewhere/runs/box_a2c/{run.name}", agent="x",
+                      checkpoint="final", algo="a2c", states=["Start"], seed=1)
+        files.append(f"final{seed}.json")
+        (tmp_path / files[-1]).write_text(json.dumps(out))
+    doc = tmp_path / "r.md"
+    doc.write_text("<!-- report: fights results/box_a2c -->\n<!-- /report -->\n\n"
+                   f"<!-- report: bouts {' '.join(files)} -->\n<!-- /report -->\n")
+    assert main(["report", str(doc), "--root", str(tmp_path)]) == 0
+    lines = [line for line in doc.read_text().splitlines() if line.startswith("| box_a2c")]
+    assert len(lines) == 4, lines
+    old, new = "| box_a2c (a2c; rms_prop_tf_like false) |", "| box_a2c (a2c; rms_prop_tf_like true) |"
+    assert lines[0].startswith(f"{old} 1, 2 |") and lines[1].startswith(f"{new} 3 |"), lines
+    assert lines[2].startswith(f"{old} final | 1, 2 | 1 | **0.38 (3/8;") and lines[3].startswith(
+        f"{new} final | 3 | 1 | 0.75 (3/4;"), lines
