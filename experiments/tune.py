@@ -43,6 +43,7 @@ except ImportError:  # no flock (Windows): dead trials are not told from live on
 
 from experiments.errors import UserError
 from experiments.spec import ExperimentSpec, TuneParam, apply_overrides, parse_yaml, validate_spec
+from wrappers.errors import write_atomic
 
 
 def _optuna():
@@ -348,7 +349,7 @@ def report(spec: ExperimentSpec, data: dict, study, folder: Path) -> dict:
     best_data = with_values(copy.deepcopy(data), best.params)
     best_data["description"] = (f"{data.get('description', '')} Tuned by retrodojo tune (study {study.study_name}, "
                                 f"trial {best.number}: {spec.tune.metric} {best.value:.4g}).").strip()
-    _write_atomic(folder / "best.yaml",
+    write_atomic(folder / "best.yaml",
                   yaml.safe_dump(best_data, sort_keys=False, default_flow_style=None, width=110))
     out.update(best_trial=best.number, best_value=best.value, best_params=best.params,
                best_run=best.user_attrs.get("run"))
@@ -390,12 +391,4 @@ def _write_trials_csv(study, path: Path) -> None:
         w.writerow([t.number, t.state.name, "" if t.value is None else t.value,
                     f"{seconds:.1f}" if seconds != "" else "", *(t.params.get(n, "") for n in names),
                     t.user_attrs.get("seed", ""), t.user_attrs.get("run", ""), history[-1]])
-    _write_atomic(path, f.getvalue())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a report file by renaming a complete temporary one into place: a reader never sees half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_atomic(path, f.getvalue())

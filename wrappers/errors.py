@@ -189,3 +189,19 @@ def parse_json(text: str | bytes, path: str | Path, what: str, fix: str,
     if problem:
         raise error(f"{path} is not a readable {what}: {problem}. {fix}")
     return data
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write a file by renaming a complete temporary file beside it into place: a reader (another process, or
+    this one after a kill) sees the old file or the new one, never half of one."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open(), not mkstemp: the umask's mode, not 0600
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -21,7 +21,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -31,7 +30,7 @@ from pathlib import Path
 import stable_retro
 import stable_retro.data as rdata
 
-from wrappers.errors import UserError
+from wrappers.errors import UserError, write_atomic
 
 #: Integration types searched for games: the store first, then contrib, experimental and stable.
 INTTYPE = rdata.Integrations.ALL
@@ -372,18 +371,6 @@ def _iter_zip(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
         yield str(path), None, f"{path}: a damaged zip ({e}); nothing from it was imported."
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def install(match: Match, source: str) -> Path:
     """Write a matched ROM into the store (atomically) with a note of where it came from."""
     store = register()
@@ -393,9 +380,9 @@ def install(match: Match, source: str) -> Path:
             old.unlink()
     target = folder / f"rom{match.ext}"
     if not (target.exists() and target.read_bytes() == match.data):
-        _atomic_write(target, match.data)
+        write_atomic(target, match.data)
     meta = {"source": source, "sha1": match.sha1, "note": match.note}
-    _atomic_write(folder / SOURCE_FILE, json.dumps(meta, indent=2).encode())
+    write_atomic(folder / SOURCE_FILE, json.dumps(meta, indent=2).encode())
     return target
 
 
