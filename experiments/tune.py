@@ -27,6 +27,7 @@ trainable as it is) and the optimisation history and parameter importances as PN
 from __future__ import annotations
 
 import copy
+import io
 import os
 import warnings
 from collections.abc import Callable
@@ -339,13 +340,15 @@ def report(spec: ExperimentSpec, data: dict, study, folder: Path) -> dict:
     import matplotlib.pyplot as plt
 
     optuna = _optuna()
-    _write_trials_csv(study, folder / "trials.csv")
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    out = {"trials": len(study.trials), "complete": len(complete),
-           "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)}
+    trials = study.trials  # one read of the storage: trials.csv and best.yaml tell of the same trials
+    _write_trials_csv(trials, folder / "trials.csv")
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    out = {"trials": len(trials), "complete": len(complete),
+           "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)}
     if not complete:
         return out
-    best = study.best_trial
+    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    best = pick(complete, key=lambda t: t.value)  # the first of equals, as study.best_trial
     best_data = with_values(copy.deepcopy(data), best.params)
     best_data["description"] = (f"{data.get('description', '')} Tuned by retrodojo tune (study {study.study_name}, "
                                 f"trial {best.number}: {spec.tune.metric} {best.value:.4g}).").strip()
@@ -367,19 +370,19 @@ def report(spec: ExperimentSpec, data: dict, study, folder: Path) -> dict:
         fig = ax.figure if hasattr(ax, "figure") else plt.gcf()
         fig.set_size_inches(8, 4.5)
         fig.tight_layout()
-        fig.savefig(folder / fname, dpi=110)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=110)
         plt.close(fig)
+        write_atomic(folder / fname, png.getvalue())
     return out
 
 
-def _write_trials_csv(study, path: Path) -> None:
+def _write_trials_csv(trials: list, path: Path) -> None:
     """One row per trial: number, state, value, seconds, each searched value, seed, run folder, and the trial
     it retries (one whose process died) (written here rather than with ``study.trials_dataframe()``, which
     needs pandas)."""
     import csv
-    import io
 
-    trials = study.trials  # one read of the storage: the rows and the columns agree
     names = sorted({k for t in trials for k in t.params})
     f = io.StringIO(newline="")
     w = csv.writer(f)

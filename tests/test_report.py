@@ -568,3 +568,10 @@ def test_runs_of_one_experiment_whose_learner_changed_are_lines_of_their_own(tmp
     assert lines[0].startswith(f"{old} 1, 2 |") and lines[1].startswith(f"{new} 3 |"), lines
     assert lines[2].startswith(f"{old} final | 1, 2 | 1 | **0.38 (3/8;") and lines[3].startswith(
         f"{new} final | 3 | 1 | 0.75 (3/4;"), lines
+    # told apart by the files alone: a game whose ROM this machine lacks splits as on the machine that has it
+    from experiments.fights import settings_apart
+
+    sf2 = [fake_run(tmp_path / "sf2", "sf2_a2c", seed, {0: 0, 100: 0}, agent=agent,
+                    game="StreetFighterIISpecialChampionEdition-Genesis", state="Champion.Level1.RyuVsGuile")
+           for seed, agent in [(1, {"algo": "a2c"}), (2, {"algo": "a2c", "hyperparams": {"rms_prop_tf_like": True}})]]
+    assert settings_apart(sf2) == ["rms_prop_tf_like false", "rms_prop_tf_like true"]

@@ -201,7 +201,8 @@ def test_replay_watch_pauses_steps_speeds_up_and_quits(xserver, movie):
     rc, out = shown.end()
     assert rc == 0, out
     played = int(out.split("frames shown")[0].split()[-1].replace(",", ""))
-    assert 3 < played < len(frames) - 1 and "(window closed)" in out, out  # space played on, q stopped it
+    # space played on (about 60 frames a second; q while paused would show 4), q stopped it before the end
+    assert 10 <= played < len(frames) - 1 and "(window closed)" in out, out
     assert shown.windows() == []
     # as fast as possible ("0"), the movie plays to its end in less than the 4 s 1x takes, and the window closes
     shown = Shown(xserver, ["replay", str(path), "--watch", "--paused"], SDL_AUDIODRIVER="dummy")
@@ -214,7 +215,7 @@ def test_replay_watch_pauses_steps_speeds_up_and_quits(xserver, movie):
     took = time.monotonic() - t0
     rc, out = shown.end()
     assert rc == 0 and f"{len(frames) - 1} frames shown" in out and "(window closed)" not in out, out
-    assert took < (len(frames) - 1) / 60, f"{took:.2f} s: played at 1x, not as fast as possible"
+    assert took < (len(frames) - 1) / 60 / 2, f"{took:.2f} s: played at 1x or 2x, not as fast as possible"
     assert "sound on" in out, out  # SDL's dummy driver is an audio device: the sound path ran
 
 
@@ -287,7 +288,7 @@ def _experiment(tmp: Path, algo: str) -> Path:
     path = tmp / f"{algo}.yaml"
     path.write_text(yaml.safe_dump({
         "name": f"watch_{algo}", "game": "SuperMarioBros-Nes", "state": "Level1-1", "profile": "smb", "env": env,
-        "agent": agent, "budget": {"frames": 10**9, "minutes": 0.4}, "seeds": [1],
+        "agent": agent, "budget": {"frames": 10**9, "minutes": 0.75}, "seeds": [1],
         "eval": {"every_frames": 10**9, "episodes": 1}}))
     return path
 
@@ -296,6 +297,7 @@ def _experiment(tmp: Path, algo: str) -> Path:
 @pytest.mark.parametrize("algo", ["ppo", "neat"])
 def test_train_watch_shows_env_0_live_and_closing_it_leaves_training(xserver, tmp_path, algo, level_start):
     runs = tmp_path / "runs"
+    started = time.monotonic()
     shown = Shown(xserver, ["train", str(_experiment(tmp_path, algo)), "--runs-dir", str(runs), "--watch"])
     shown.window()
     # the window comes to show the game (mostly 1-1's sky) and moves on by itself, at training speed
@@ -311,12 +313,14 @@ def test_train_watch_shows_env_0_live_and_closing_it_leaves_training(xserver, tm
     while shown.windows() and time.monotonic() < end:
         time.sleep(0.2)
     assert shown.windows() == [], "q did not close the window"
+    # the run's 45-second clock starts after the process does: a window closed sooner closed on a live run
+    assert time.monotonic() - started < 45, "the window closed after the run's time budget: nothing was tested"
     rc, out = shown.end()
     assert rc == 0, out
     m = meta(one_run(runs))
     # closing the window did not stop the run: it trained on to its time budget
     assert m["status"] == "finished" and m["frames"] > 0, m
-    assert m.get("end_message") == "time budget of 0.4 min reached" and m["train_seconds"] >= 24, m
+    assert m.get("end_message") == "time budget of 0.75 min reached" and m["train_seconds"] >= 45, m
 
 
 @pytest.mark.slow

@@ -195,10 +195,12 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
     """Write a file by renaming a complete temporary file beside it into place: a reader (another process, or
     this one after a kill) sees the old file or the new one, never half of one."""
     import os
+    import threading
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # open(), not mkstemp: the umask's mode, not 0600
+    # open(), not mkstemp: the umask's mode, not 0600; a name of its own for each process and thread
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
         os.replace(tmp, path)
