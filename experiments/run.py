@@ -28,7 +28,7 @@ from experiments.curriculum import Curriculum, is_curriculum_state
 from experiments.errors import UserError
 from experiments.evaluate import Evaluator, action_shares
 from experiments.spec import ExperimentSpec, dump_spec
-from wrappers.errors import read_json_file
+from wrappers.errors import read_json_file, write_atomic
 
 CHECKPOINT_FILE = "checkpoint.json"
 LOAD_EVERY_S = 60.0
@@ -106,9 +106,7 @@ def _remove_folder(folder: Path) -> None:
 
 
 def _write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2, default=str))
 
 
 def _feature_watch(policy):
@@ -581,9 +579,7 @@ class Run:
         path = self.dir / "eval" / "history.jsonl"
         if path.is_file():
             keep = [json.dumps(h) for h in read_history(self.dir) if h["frames"] <= frames]
-            tmp = path.with_name(".history.tmp")
-            tmp.write_text("".join(line + "\n" for line in keep))
-            os.replace(tmp, path)
+            write_atomic(path, "".join(line + "\n" for line in keep))
 
     # ------------------------------------------------------------------ bookkeeping
 
