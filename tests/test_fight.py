@@ -197,6 +197,27 @@ def test_sf2_profile_and_configs_use_the_real_integration_files():
     assert moves.labels[-3:] == ["hadouken", "shoryuken", "tatsumaki"] and moves.has_macros
 
 
+def test_sf2_ram_observation_carries_where_the_cpu_stands():
+    """``dx``/``dy`` are the CPU's place less the player's, read through the Genesis byte order as the game
+    holds them, and scaled into the observation: the distance Boxing's RAM learners fight from."""
+    from wrappers.tracker import VariableReader
+
+    profile = load_profile("sf2", game=SF2)
+    assert {"dx", "dy"} <= set(profile.observe)
+    trace = RamTrace(profile, [{"x": 300, "enemy_x": 420, "y": 192, "enemy_y": 192},
+                               {"x": 500, "enemy_x": 260, "y": 120, "enemy_y": 192}])
+    read = VariableReader(profile, ["dx", "dy"], trace.read)  # the fight signals come from the tracker
+    seen = []
+    while True:
+        v = read()
+        seen.append((v["dx"], v["dy"]))
+        if not trace.advance():
+            break
+    assert seen == [(120, 0), (-240, 72)]
+    low, high = profile.observe["dx"]
+    assert (120 - low) / (high - low) > 0.5 > (-240 - low) / (high - low) > 0  # right of centre, then left
+
+
 # --------------------------------------------------------------------------- macros, mirroring, the filter
 
 
@@ -512,10 +533,11 @@ def test_neat_learns_from_ram_variables_on_boxing(tmp_path):
     assert best[-1] > best[0] and best == sorted(best) and mean[-1] > mean[0] + 2
 
 
-def test_sf2_experiments_say_which_rom_to_import(capsys):
+@pytest.mark.parametrize("name", ["sf2_ppo_lstm", "sf2_ppo_ram", "sf2_ppo_pixram"])
+def test_sf2_experiments_say_which_rom_to_import(capsys, name):
     from experiments.cli import main
 
-    assert main(["train", "sf2_ppo_lstm", "--runs-dir", "/nonexistent/never"]) == 2
+    assert main(["train", name, "--runs-dir", "/nonexistent/never"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "No ROM for StreetFighterIISpecialChampionEdition-Genesis" in err and "retrodojo roms import PATH" in err
     assert "Special Champion Edition (USA), No-Intro" in err and "Traceback" not in err
