@@ -199,7 +199,7 @@ def test_sf2_profile_and_configs_use_the_real_integration_files():
 
 def test_sf2_ram_observation_carries_where_the_cpu_stands():
     """``dx``/``dy`` are the CPU's place less the player's, read through the Genesis byte order as the game
-    holds them, and scaled into the observation: the distance Boxing's RAM learners fight from."""
+    holds them, and inside the observed range: the distance Boxing's RAM learners fight from."""
     from wrappers.tracker import VariableReader
 
     profile = load_profile("sf2", game=SF2)
